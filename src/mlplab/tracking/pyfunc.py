@@ -1,0 +1,154 @@
+"""Save a trained MLP as an MLflow pyfunc model, and log it as the run's `model` artifact.
+
+The model directory holds data only (see `pyfunc_loader`): `data/network/weights.npz` and
+`data/network/spec.json`, plus MLflow's MLmodel with `loader_module: mlplab.tracking.pyfunc_loader`,
+a column signature and an input example. Nothing is pickled, and no code travels inside the
+artifact, so loading an untrusted model directory runs only the installed mlplab and numpy.
+It loads with `mlflow.pyfunc.load_model` and serves with
+`mlflow models serve -m runs:/<run_id>/model --env-manager local` wherever mlplab is
+installed (mlplab is not on PyPI, so MLflow's virtualenv/conda managers cannot rebuild it).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mlplab.tracking.pyfunc_loader import (
+    SPEC_FILE,
+    SPEC_FORMAT,
+    TASKS,
+    WEIGHTS_FILE,
+    NetworkPredictor,
+)
+
+LOADER_MODULE = "mlplab.tracking.pyfunc_loader"
+ARTIFACT_PATH = "model"
+# (shift, scale) attribute pairs of mlplab.data.scalers, so that (x - shift) / scale repeats
+# the scaler's own arithmetic bit for bit; a shift of None means 0.
+_AFFINE_ATTRIBUTES = (("mean", "std"), ("minimum", "span"), (None, "scale"))
+
+
+def affine_parameters(scaler, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """(shift, scale) with scaler.transform(x) == (x - shift) / scale, per column.
+
+    mlplab's scalers are read directly; any other per-column affine scaler is probed through
+    `inverse_transform` at 0 and 1 and then checked on a random batch, so a non-affine
+    scaler is refused instead of being silently approximated.
+    """
+    for shift_name, scale_name in _AFFINE_ATTRIBUTES:
+        scale = getattr(scaler, scale_name, None)
+        shift = getattr(scaler, shift_name, None) if shift_name else 0.0
+        if scale is not None and shift is not None:
+            return _full(shift, n_columns), _full(scale, n_columns)
+    zero = np.asarray(scaler.inverse_transform(np.zeros((1, n_columns))), dtype=np.float64)[0]
+    one = np.asarray(scaler.inverse_transform(np.ones((1, n_columns))), dtype=np.float64)[0]
+    shift, scale = zero, one - zero
+    probe = np.random.default_rng(0).normal(size=(8, n_columns)) * scale + shift
+    if not np.allclose(scaler.transform(probe), (probe - shift) / scale, rtol=1e-9, atol=1e-12):
+        raise ValueError(f"pyfunc: scaler {scaler!r} is not affine per column; cannot export it")
+    return shift, scale
+
+
+def _full(value, n_columns: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), (n_columns,)).copy()
+
+
+def output_columns(task: str, n_outputs: int, output_names=None) -> list[str]:
+    """The prediction table's columns (see `pyfunc_loader` for their meaning)."""
+    if task == "regression":
+        return list(output_names) if output_names else [f"y{i}" for i in range(n_outputs)]
+    if task == "binary":
+        return ["probability", "label"]
+    return [f"prob_{k}" for k in range(n_outputs)] + ["label"]
+
+
+def build_spec_and_arrays(model, task, x_scaler=None, y_scaler=None, feature_names=None,
+                          output_names=None):
+    """The plain-data description of a trained network: (spec dict, arrays dict)."""
+    if task not in TASKS:
+        raise ValueError(f"pyfunc: task {task!r}; valid choices: {', '.join(TASKS)}")
+    sizes = [int(s) for s in model.sizes]
+    arrays = {name: np.asarray(value) for name, value in model.state_dict().items()}
+    if x_scaler is not None:
+        arrays["x_shift"], arrays["x_scale"] = affine_parameters(x_scaler, sizes[0])
+    if y_scaler is not None and task == "regression":
+        arrays["y_shift"], arrays["y_scale"] = affine_parameters(y_scaler, sizes[-1])
+    spec = {
+        "format": SPEC_FORMAT,
+        "task": task,
+        "dtype": np.dtype(model.dtype).name,
+        "sizes": sizes,
+        "activations": [{"name": layer.activation.name, "params": layer.activation.params()}
+                        for layer in model.layers],
+        "feature_names": list(feature_names) if feature_names else
+        [f"x{i}" for i in range(sizes[0])],
+        "output_columns": output_columns(task, sizes[-1], output_names),
+    }
+    return spec, arrays
+
+
+def save_pyfunc_model(path, model, *, task, x_scaler=None, y_scaler=None, input_example=None,
+                      feature_names=None, output_names=None) -> Path:
+    """Write the MLflow model directory at `path` (which must not exist yet).
+
+    `input_example`: a few rows of inputs in original units, `(n, n_features)`; it fixes
+    the signature (the output schema comes from predicting on it).
+    """
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    spec, arrays = build_spec_and_arrays(model, task, x_scaler, y_scaler, feature_names,
+                                         output_names)
+    with tempfile.TemporaryDirectory(prefix="mlplab-pyfunc-") as staging:
+        data_dir = Path(staging) / "network"  # MLflow copies it to <model>/data/network
+        data_dir.mkdir()
+        (data_dir / SPEC_FILE).write_text(json.dumps(spec, indent=1))
+        np.savez(data_dir / WEIGHTS_FILE, **arrays)
+        predictor = NetworkPredictor.from_directory(data_dir)
+        if input_example is None:
+            input_example = np.zeros((1, spec["sizes"][0]))
+        example = pd.DataFrame(np.asarray(input_example, dtype=np.float64),
+                               columns=spec["feature_names"])
+        signature = infer_signature(example, predictor.predict(example))
+        mlflow.pyfunc.save_model(
+            str(path), loader_module=LOADER_MODULE, data_path=str(data_dir),
+            signature=signature, input_example=example,
+            # Listing requirements skips MLflow's inference, which re-imports the model in a
+            # subprocess and costs seconds per run.
+            pip_requirements=_requirements(),
+            metadata={"mlplab_task": task, "output_columns": spec["output_columns"]},
+        )
+    return Path(path)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("mlflow", "numpy", "pandas")]
+
+
+def log_pyfunc_model(client, run_id: str, model, dataset, *, artifact_path=ARTIFACT_PATH,
+                     n_example_rows: int = 5, feature_names=None, output_names=None) -> float:
+    """Save the model of `dataset`'s task and upload it under `artifact_path` of the run.
+
+    Uses the dataset's scalers, so predictions come out in the data's original units; the
+    input example is the first test rows mapped back to original units. Returns the seconds
+    spent (the run layer may log it).
+    """
+    started = time.perf_counter()
+    example = dataset.X_test[:n_example_rows]
+    if dataset.x_scaler is not None:
+        example = dataset.x_scaler.inverse_transform(example)
+    with tempfile.TemporaryDirectory(prefix="mlplab-model-") as scratch:
+        directory = save_pyfunc_model(
+            Path(scratch) / artifact_path, model, task=dataset.task,
+            x_scaler=dataset.x_scaler, y_scaler=dataset.y_scaler, input_example=example,
+            feature_names=feature_names, output_names=output_names)
+        client.log_artifacts(run_id, str(directory), artifact_path)
+    return time.perf_counter() - started
