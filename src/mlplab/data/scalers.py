@@ -1,0 +1,223 @@
+"""Feature/target scalers, fitted on the training part only, and one-hot encoding.
+
+Statistics come from the training split alone so nothing about the test split leaks into
+training. Each scaler has `fit`, `transform`, `inverse_transform` and a `state_dict` of
+plain arrays so a saved model can apply the same scaling at prediction time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlplab.data.checks import check_finite
+from mlplab.errors import ConfigError, DataError, choices
+
+# Columns per block when computing per-feature statistics (bounds the temporary copy).
+_STAT_BLOCK = 64
+
+
+def _column_stats(X: np.ndarray, stat) -> np.ndarray:
+    """Apply `stat(block, axis=1)` to each column of sample-major X, in float64.
+
+    Each column is reduced as one contiguous 1-D run, exactly as `np.mean(column)` does,
+    so results agree to the last bit with per-feature statistics computed on a
+    feature-major array (the tutorials' layout); a reduction over axis 0 of the
+    sample-major array would sum in another order.
+    """
+    out = np.empty(X.shape[1], dtype=np.float64)
+    for start in range(0, X.shape[1], _STAT_BLOCK):
+        block = np.ascontiguousarray(X[:, start:start + _STAT_BLOCK].T, dtype=np.float64)
+        out[start:start + _STAT_BLOCK] = stat(block, axis=1)
+    return out
+
+
+def _require_2d(X: np.ndarray, who: str) -> None:
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise DataError(f"{who}: expected a non-empty (n_samples, n_features) array, "
+                        f"got shape {X.shape}")
+
+
+class Scaler:
+    """Base: `kind` names the scaler in configs and state dicts."""
+
+    kind = "base"
+
+    def fit(self, X: np.ndarray) -> Scaler:
+        raise NotImplementedError
+
+    def _forward(self, X, out):
+        raise NotImplementedError
+
+    def _backward(self, X, out):
+        raise NotImplementedError
+
+    def transform(self, X: np.ndarray, *, dtype=None, inplace: bool = False) -> np.ndarray:
+        """Scaled X as a new array of `dtype` (default: X's float dtype, else float64).
+
+        The conversion and the first scaling step share one pass, so uint8 pixels become
+        scaled float32 without an intermediate copy. With `inplace`, a float X of the
+        requested dtype is overwritten instead.
+        """
+        X = np.asarray(X)
+        dtype = _float_dtype(X) if dtype is None else np.dtype(dtype)
+        out = X if inplace and X.dtype == dtype else np.empty(X.shape, dtype)
+        return self._forward(X, out)
+
+    def inverse_transform(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        return self._backward(X, np.empty(X.shape, dtype=_float_dtype(X)))
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = {"kind": np.array(self.kind)}
+        state.update({k: np.asarray(v) for k, v in vars(self).items() if v is not None})
+        return state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.kind})"
+
+
+def _float_dtype(X: np.ndarray) -> np.dtype:
+    return X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
+
+
+def _cast(stat: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Statistics in the output's dtype so float32 data stays float32."""
+    return stat.astype(out.dtype, copy=False)
+
+
+class Standardizer(Scaler):
+    """(x - mean) / std per feature, ddof=0; a constant feature gets std 1 (maps to 0)."""
+
+    kind = "standardize"
+
+    def __init__(self, mean=None, std=None):
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.std = None if std is None else np.asarray(std, dtype=np.float64)
+
+    def fit(self, X):
+        X = np.asarray(X)
+        _require_2d(X, "standardize")
+        check_finite("standardize: training data", X)
+        self.mean = _column_stats(X, np.mean)
+        std = _column_stats(X, np.std)
+        self.std = np.where(std > 0, std, 1.0)
+        return self
+
+    def _forward(self, X, out):
+        np.subtract(X, _cast(self.mean, out), out=out)
+        return np.divide(out, _cast(self.std, out), out=out)
+
+    def _backward(self, X, out):
+        np.multiply(X, _cast(self.std, out), out=out)
+        return np.add(out, _cast(self.mean, out), out=out)
+
+
+class MaxScaler(Scaler):
+    """x / max(train), one global maximum: the arask MNIST preprocessing (x / np.max(x))."""
+
+    kind = "max"
+
+    def __init__(self, scale=None):
+        self.scale = None if scale is None else np.asarray(scale, dtype=np.float64)
+
+    def fit(self, X):
+        X = np.asarray(X)
+        _require_2d(X, "max scaling")
+        peak = float(np.max(X))
+        if not np.isfinite(peak) or peak <= 0:
+            raise DataError(f"max scaling: training data maximum is {peak}; "
+                            "it must be finite and positive")
+        self.scale = np.asarray(peak)
+        return self
+
+    def _forward(self, X, out):
+        return np.divide(X, _cast(self.scale, out), out=out)
+
+    def _backward(self, X, out):
+        return np.multiply(X, _cast(self.scale, out), out=out)
+
+
+class ConstantScaler(MaxScaler):
+    """x / a fixed constant, e.g. 255 for 8-bit pixels; `fit` learns nothing."""
+
+    kind = "constant"
+
+    def __init__(self, scale=255.0):
+        super().__init__(scale)
+
+    def fit(self, X):
+        return self
+
+
+class MinMaxScaler(Scaler):
+    """(x - min) / (max - min) per feature into [0, 1]; a constant feature maps to 0."""
+
+    kind = "minmax"
+
+    def __init__(self, minimum=None, span=None):
+        self.minimum = None if minimum is None else np.asarray(minimum, dtype=np.float64)
+        self.span = None if span is None else np.asarray(span, dtype=np.float64)
+
+    def fit(self, X):
+        X = np.asarray(X)
+        _require_2d(X, "minmax scaling")
+        check_finite("minmax scaling: training data", X)
+        self.minimum = X.min(axis=0).astype(np.float64)
+        span = X.max(axis=0).astype(np.float64) - self.minimum
+        self.span = np.where(span > 0, span, 1.0)
+        return self
+
+    def _forward(self, X, out):
+        np.subtract(X, _cast(self.minimum, out), out=out)
+        return np.divide(out, _cast(self.span, out), out=out)
+
+    def _backward(self, X, out):
+        np.multiply(X, _cast(self.span, out), out=out)
+        return np.add(out, _cast(self.minimum, out), out=out)
+
+
+# Names users type for `dataset.scale` / `dataset.target_scale`.
+SCALE_CHOICES = ("none", "standardize", "max", "minmax", "div255")
+
+
+def make_scaler(name: str, key: str = "dataset.scale") -> Scaler | None:
+    """A fresh, unfitted scaler for a config name (None for 'none')."""
+    if name == "none":
+        return None
+    if name == "standardize":
+        return Standardizer()
+    if name == "max":
+        return MaxScaler()
+    if name == "minmax":
+        return MinMaxScaler()
+    if name == "div255":
+        return ConstantScaler(255.0)
+    raise ConfigError(f"{key}: unknown scaling {name!r}; valid choices: {choices(SCALE_CHOICES)}")
+
+
+_KINDS = {cls.kind: cls for cls in (Standardizer, MaxScaler, ConstantScaler, MinMaxScaler)}
+
+
+def scaler_from_state(state: dict) -> Scaler:
+    """Rebuild a fitted scaler from `Scaler.state_dict()` (e.g. read back from an .npz)."""
+    kind = str(np.asarray(state["kind"]))
+    if kind not in _KINDS:
+        raise DataError(f"scaler state: unknown kind {kind!r}; valid choices: {choices(_KINDS)}")
+    return _KINDS[kind](**{k: np.asarray(v) for k, v in state.items() if k != "kind"})
+
+
+def one_hot(labels: np.ndarray, n_classes: int, dtype="float64") -> np.ndarray:
+    """(n,) integer labels -> (n, n_classes) indicator rows."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(f"one_hot: expected a 1-D integer label array, got {labels.dtype} "
+                        f"shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DataError(f"one_hot: labels must lie in [0, {n_classes}), found "
+                        f"[{labels.min()}, {labels.max()}]")
+    out = np.zeros((labels.shape[0], n_classes), dtype=dtype)
+    out[np.arange(labels.shape[0]), labels] = 1
+    return out
