@@ -1,0 +1,331 @@
+"""One training run in MLflow: `MlflowRun`, a context manager that is also a trainer callback.
+
+It talks to the store through `MlflowClient` (never the fluent API): jobs run in worker
+processes, where a process-global "active run" would be shared by unrelated jobs.
+
+Metrics are buffered and written with one `log_batch` every `flush_seconds` (and whenever
+1000 are waiting, at checkpoints and at the end): a `log_batch` costs a few milliseconds,
+which is more than a whole epoch of a tiny network, so writing at every evaluation would
+dominate short runs. The buffer is flushed before the run is closed whatever happened, so
+no evaluated metric is lost, and the run always ends in FINISHED, FAILED or KILLED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import logging
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mlplab.tracking.store import ensure_experiment, get_client, git_commit
+
+log = logging.getLogger(__name__)
+
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+MAX_TAG_LENGTH = 8000
+TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _param_text(value) -> str:
+    """How a config value reads as an MLflow param: YAML-like scalars, lists as [a, b]."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_param_text(v) for v in value) + "]"
+    return str(value)
+
+
+def flatten_params(config: Mapping, prefix: str = "") -> dict[str, str]:
+    """A nested config as {"optimizer.lr": "0.01", ...}; lists stay one value."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_params(value, name + "."))
+        else:
+            flat[name] = _param_text(value)[:MAX_PARAM_LENGTH]
+    return flat
+
+
+def _as_container(config):
+    """A plain dict from a dict or an OmegaConf DictConfig (interpolations resolved)."""
+    if config is None or isinstance(config, dict):
+        return config
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(config, resolve=True)
+
+
+class MlflowRun:
+    """Create (or re-open) an MLflow run for the duration of a `with` block.
+
+    Pass it in the trainer's `callbacks`: it logs each evaluation's metrics with
+    `step=epoch`, every checkpoint as `checkpoints/epoch_XXXXXX.npz`, and at the end the
+    final weights (`weights/final.npz`) and learning curves. `config` (dict or DictConfig)
+    is logged as flattened params and as `config.yaml`.
+
+    With `dataset` (settable later) the end of training also draws the run's plots
+    (`plots`, i.e. `logger.plots`: true/false/list of names) and, when it finished,
+    logs the pyfunc `model` (`log_model`). A failing figure or model never fails the run.
+
+    `parent_run_id` makes this a sweep child; `resume_run_id` re-opens an earlier run
+    (params it already has are not logged again: MLflow refuses to change a param).
+    """
+
+    def __init__(self, experiment_name: str, *, tracking_uri: str | None = None,
+                 run_name: str | None = None, config=None, params: Mapping | None = None,
+                 tags: Mapping[str, str] | None = None, overrides: str | Sequence[str] = "",
+                 parent_run_id: str | None = None, resume_run_id: str | None = None,
+                 flush_seconds: float = 5.0, log_checkpoints: bool = True, dataset=None,
+                 plots=True, log_model: bool = True):
+        self.experiment_name = experiment_name
+        self.tracking_uri_requested = tracking_uri
+        self.run_name = run_name
+        self.config = _as_container(config)
+        self.params = dict(params) if params is not None else (
+            flatten_params(self.config) if self.config else {})
+        if not isinstance(overrides, str):
+            overrides = " ".join(overrides)
+        self.tags = {"git_commit": git_commit(), "overrides": overrides, **(tags or {})}
+        self.parent_run_id = parent_run_id
+        self.resume_run_id = resume_run_id
+        self.flush_seconds = flush_seconds
+        self.log_checkpoints = log_checkpoints
+        self.dataset, self.plots, self.log_model = dataset, plots, log_model
+        self.client = None
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+        self.status: str | None = None  # the trainer's verdict, set in on_train_end
+        self._trainer = None
+        self._pending: list = []
+        self._last_flush = 0.0
+        self._closed = False
+        self._previous_sigterm = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def tracking_uri(self) -> str | None:
+        return None if self.client is None else self.client.tracking_uri
+
+    def __enter__(self) -> MlflowRun:
+        self.client = get_client(self.tracking_uri_requested)
+        if self.resume_run_id:
+            self._reopen(self.resume_run_id)
+        else:
+            self._create()
+        self._last_flush = time.monotonic()
+        self._install_sigterm()
+        try:
+            if self.config is not None:
+                self._log_config_yaml()
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def _create(self) -> None:
+        self.experiment_id = ensure_experiment(self.client, self.experiment_name)
+        tags = {"mlflow.user": _user(), "mlflow.source.name": "mlplab", **self.tags}
+        if self.parent_run_id:
+            tags["mlflow.parentRunId"] = self.parent_run_id
+        run = self.client.create_run(self.experiment_id, tags=_clip_tags(tags),
+                                     run_name=self.run_name)
+        self.run_id = run.info.run_id
+        self._log_params(self.params)
+
+    def _reopen(self, run_id: str) -> None:
+        run = self.client.get_run(run_id)
+        self.run_id = run_id
+        self.experiment_id = run.info.experiment_id
+        self.client.update_run(run_id, status="RUNNING")
+        logged = run.data.params
+        fresh = {k: v for k, v in self.params.items() if k not in logged}
+        changed = sorted(k for k, v in self.params.items() if k in logged and logged[k] != v)
+        self._log_params(fresh)
+        tags = dict(self.tags)
+        if changed:  # MLflow cannot overwrite params: say what the resumed part used
+            tags["resume_changed_params"] = ", ".join(
+                f"{k}={self.params[k]}" for k in changed)
+        self.set_tags(tags)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._closed or self.run_id is None:
+            return False
+        self._closed = True
+        self._restore_sigterm()
+        status, reason = self.status or "FINISHED", None
+        if exc_type is not None:
+            killed = issubclass(exc_type, KeyboardInterrupt | SystemExit)
+            status = "KILLED" if killed else "FAILED"
+            reason = f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__
+        try:
+            self.flush()
+            if reason:
+                self.set_tags({"failure_reason": reason})
+            self.client.set_terminated(self.run_id, status=status)
+        except Exception:  # never hide the original error behind a tracking error
+            log.exception("could not close MLflow run %s as %s", self.run_id, status)
+        self.status = status
+        return False
+
+    # -- trainer callback -----------------------------------------------------------------
+
+    def on_train_start(self, trainer) -> None:
+        self._trainer = trainer
+
+    def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        stamp = _now_ms()
+        from mlflow.entities import Metric
+
+        self._pending.extend(Metric(key, float(value), stamp, epoch)
+                             for key, value in metrics.items())
+        if (len(self._pending) >= MAX_METRICS_PER_BATCH
+                or time.monotonic() - self._last_flush >= self.flush_seconds):
+            self.flush()
+
+    def on_checkpoint(self, epoch: int, state) -> None:
+        self.flush()  # a resumed run must find every metric up to its checkpoint
+        if self.log_checkpoints:
+            self.client.log_artifact(self.run_id, str(state), "checkpoints")
+
+    def on_train_end(self, status: str, reason: str | None) -> None:
+        self.flush()
+        self.status = status
+        tags = {}
+        if status == "FAILED" and reason:
+            tags["failure_reason"] = reason
+        elif reason:
+            tags["stop_reason"] = reason
+            if status == "FINISHED":
+                tags["pruned"] = "true" if reason.lower().startswith("pruned") else "false"
+        if tags:
+            self.set_tags(tags)
+        if self._trainer is not None:
+            self._log_final_artifacts(self._trainer, status)
+
+    # -- logging helpers ------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write the buffered metrics (in batches of at most 1000)."""
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), MAX_METRICS_PER_BATCH):
+            self.client.log_batch(self.run_id,
+                                  metrics=pending[start:start + MAX_METRICS_PER_BATCH])
+        self._last_flush = time.monotonic()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self.on_epoch_end(step, metrics)
+
+    def log_params(self, params: Mapping) -> None:
+        self._log_params({k: _param_text(v)[:MAX_PARAM_LENGTH] for k, v in params.items()})
+
+    def _log_params(self, params: Mapping[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=items[start:start + MAX_PARAMS_PER_BATCH])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, v) for k, v in _clip_tags(tags).items()]
+        for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, tags=items[start:start + MAX_PARAMS_PER_BATCH])
+
+    @contextlib.contextmanager
+    def artifact_staging(self):
+        """A temporary directory whose contents are uploaded as artifacts on leaving."""
+        with tempfile.TemporaryDirectory(prefix="mlplab-artifacts-") as staging:
+            yield Path(staging)
+            self.client.log_artifacts(self.run_id, staging)
+
+    def log_artifact(self, path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def _log_config_yaml(self) -> None:
+        from omegaconf import OmegaConf
+
+        with self.artifact_staging() as staging:
+            (staging / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(self.config)))
+
+    def _log_final_artifacts(self, trainer, status: str) -> None:
+        model, history = trainer.model, getattr(trainer, "history", None)
+        with self.artifact_staging() as staging:
+            (staging / "weights").mkdir()
+            np.savez(staging / "weights" / "final.npz", **model.state_dict())
+            if self.plots is not False:
+                _draw_plots(model, self.dataset if status == "FINISHED" else None, history,
+                            staging / "plots", self.plots)
+        if status == "FINISHED" and self.log_model and self.dataset is not None:
+            try:
+                from mlplab.tracking.pyfunc import log_pyfunc_model
+
+                log_pyfunc_model(self.client, self.run_id, model, self.dataset)
+            except Exception:
+                log.exception("could not log the pyfunc model of run %s", self.run_id)
+
+    # -- SIGTERM outside the training loop ------------------------------------------------
+
+    def _install_sigterm(self) -> None:
+        """Turn SIGTERM into KeyboardInterrupt while the run is open, so `__exit__` runs.
+
+        Without this a terminated job dies at once and its run stays RUNNING forever. The
+        trainer installs its own, gentler handler while it fits and restores this one.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+    def _restore_sigterm(self) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"terminated by signal {signal.Signals(signum).name}")
+
+
+def _draw_plots(model, dataset, history, out_dir: Path, selection) -> None:
+    """The run's figures via the plots module; learning curves only without a dataset."""
+    try:
+        from mlplab.tracking import plots
+    except ImportError:
+        return
+    try:
+        if dataset is not None:
+            plots.log_run_plots(model, dataset, history, out_dir, selection)
+        elif history and "learning_curves" in plots.selected_plots(selection):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            plots.learning_curves(history, out_dir / "learning_curves.png")
+    except Exception:
+        log.exception("drawing the run's plots failed")
+
+
+def _clip_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {k: str(v)[:MAX_TAG_LENGTH] for k, v in tags.items() if v is not None}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"

@@ -1,0 +1,184 @@
+"""Where runs are stored, and talking to that store safely from many processes at once.
+
+Sweep jobs run in separate worker processes that all write one SQLite file. SQLite lets one
+writer in at a time, so a busy store answers "database is locked"; every call made through
+`RetryingClient` waits and tries again instead of losing the run. Creating the store's
+tables is a migration that two processes must not run together, which is why the sweep
+callback calls `get_client` + `ensure_experiment` once before any job starts.
+
+Building an `MlflowClient` for a SQLite store costs ~1 s (SQLAlchemy models, schema check),
+so clients are cached per process and tracking URI: a loky worker that runs many jobs pays
+once. MLflow itself is imported lazily, so `logger=none` runs never import it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+# The MLflow 3 UI opens experiments without this tag in its GenAI view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+# Fragments of errors that mean "another process holds the store right now; try again".
+_TRANSIENT = ("database is locked", "database table is locked", "database schema has changed")
+# Extra fragments seen only while two processes create the same store's tables.
+_CREATION_RACE = ("already exists", "duplicate column", "no such table", "alembic_version")
+
+
+def project_root() -> Path:
+    """The checkout holding pyproject.toml and src/mlplab, else the working directory."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "src" / "mlplab").is_dir():
+            return parent
+    return Path.cwd()
+
+
+def outputs_dir() -> Path:
+    return project_root() / "outputs"
+
+
+def default_tracking_uri() -> str:
+    return "sqlite:///" + str(outputs_dir() / "mlflow.db")
+
+
+def resolve_tracking_uri(value: str | None = None) -> str:
+    """An explicit value, else `$MLFLOW_TRACKING_URI`, else the project's SQLite file.
+
+    A bare path ending in `.db` means a SQLite file (relative paths against the working
+    directory); anything with a scheme is passed to MLflow untouched.
+    """
+    value = value or os.environ.get(TRACKING_URI_ENV) or None
+    if value is None:
+        return default_tracking_uri()
+    value = str(value)
+    if "://" not in value and value.endswith(".db"):
+        return "sqlite:///" + str(Path(value).expanduser().resolve())
+    return value
+
+
+def is_local_store(uri: str) -> bool:
+    """True for stores whose artifacts we place ourselves (SQLite file, local directory)."""
+    scheme = urlparse(uri).scheme
+    return scheme in ("", "file", "sqlite") or len(scheme) == 1  # "C:" paths on Windows
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _is_transient(error: BaseException, fragments=_TRANSIENT) -> bool:
+    text = str(error).lower()
+    return any(fragment in text for fragment in fragments)
+
+
+def retry(call, *args, attempts: int = 12, fragments=_TRANSIENT, **kwargs):
+    """Run `call(*args, **kwargs)`, retrying with jittered exponential backoff on lock errors.
+
+    Twelve attempts starting at 50 ms and capped at 2 s wait ~15 s in total: long enough
+    for a burst of jobs finishing together, short enough to surface a real outage.
+    """
+    delay = 0.05
+    for attempt in range(attempts):
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:  # MLflow wraps SQLAlchemy errors in MlflowException
+            if attempt == attempts - 1 or not _is_transient(error, fragments):
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+
+
+class RetryingClient:
+    """An `MlflowClient` whose every method call is retried on "database is locked"."""
+
+    def __init__(self, client, tracking_uri: str):
+        self._client = client
+        self.tracking_uri = tracking_uri
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        return functools.partial(retry, attribute)
+
+    @property
+    def raw(self):
+        """The wrapped `MlflowClient`, for calls that must not be repeated."""
+        return self._client
+
+
+_clients: dict[tuple[int, str], RetryingClient] = {}
+
+
+def get_client(tracking_uri: str | None = None) -> RetryingClient:
+    """A cached, retrying client for the resolved tracking URI (one per process and URI)."""
+    uri = resolve_tracking_uri(tracking_uri)
+    key = (os.getpid(), uri)  # a forked child must not reuse its parent's connections
+    if key not in _clients:
+        from mlflow import MlflowClient
+
+        db_path = _sqlite_path(uri)
+        if db_path is not None:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        client = retry(MlflowClient, tracking_uri=uri, fragments=_TRANSIENT + _CREATION_RACE)
+        _clients[key] = RetryingClient(client, uri)
+    return _clients[key]
+
+
+_experiment_ids: dict[tuple[str, str], str] = {}
+
+
+def experiment_artifact_location(name: str) -> str:
+    return (outputs_dir() / "mlartifacts" / name).as_uri()
+
+
+def ensure_experiment(client: RetryingClient, name: str) -> str:
+    """The id of experiment `name`, creating (or restoring a deleted) one when needed.
+
+    Local stores get their artifacts under `<project root>/outputs/mlartifacts/<name>`;
+    a tracking server chooses its own artifact location.
+    """
+    key = (client.tracking_uri, name)
+    if key in _experiment_ids:
+        return _experiment_ids[key]
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        location = (experiment_artifact_location(name)
+                    if is_local_store(client.tracking_uri) else None)
+        try:
+            experiment_id = client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except Exception as error:  # another process created it between our two calls
+            if not _is_transient(error, ("already exists",)):
+                raise
+            experiment_id = client.get_experiment_by_name(name).experiment_id
+    else:
+        experiment_id = experiment.experiment_id
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment_id)
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    _experiment_ids[key] = experiment_id
+    return experiment_id
+
+
+@functools.cache
+def git_commit() -> str:
+    """`git rev-parse HEAD` of the project checkout, or "unknown" outside a repository."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(),
+                                capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and commit else "unknown"

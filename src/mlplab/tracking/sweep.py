@@ -1,0 +1,173 @@
+"""A sweep as one MLflow parent run with one child run per job.
+
+`MlflowSweepCallback` is a Hydra callback. Before any job starts it creates the store, the
+experiment and the parent run in the launching process (so parallel jobs never race to
+create tables or experiments) and writes `<sweep dir>/mlflow_parent_run.json`; each job
+reads that file (`read_parent_run`) and tags its own run `mlflow.parentRunId`. MLflow's
+`nested=True` cannot do this: it links runs through the fluent API's in-process state,
+and sweep jobs run in other processes.
+
+When the sweep ends, the callback writes `children.csv`, names the best child on the
+parent (`best_run_id`, `best_<metric>`) and closes the parent: FAILED when every child
+failed, else FINISHED.
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import json
+import logging
+import math
+import tempfile
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from mlplab.tracking.store import ensure_experiment, get_client, git_commit
+
+log = logging.getLogger(__name__)
+
+PARENT_RUN_FILE = "mlflow_parent_run.json"
+# Where the monitored metric and its direction may live in a composed config.
+MONITOR_KEYS = ("trainer.monitor", "trainer.early_stopping.monitor")
+MODE_KEYS = ("trainer.mode", "trainer.early_stopping.mode")
+
+
+def read_parent_run(sweep_dir) -> dict | None:
+    """{"run_id", "experiment_id", "tracking_uri"} written by the callback, or None."""
+    path = Path(sweep_dir) / PARENT_RUN_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def logger_enabled(config: DictConfig) -> bool:
+    name = OmegaConf.select(config, "logger.name", default="mlflow")
+    return str(name).lower() not in ("none", "null", "")
+
+
+def _first(config: DictConfig, keys, default):
+    for key in keys:
+        value = OmegaConf.select(config, key, default=None)
+        if value is not None:
+            return str(value)
+    return default
+
+
+class MlflowSweepCallback(Callback):
+    """Hydra callback, configured as
+    `hydra.callbacks.mlflow_sweep._target_: mlplab.tracking.sweep.MlflowSweepCallback`.
+
+    `monitor`/`mode` choose the best child; by default they are read from the config
+    (`trainer.monitor`, `trainer.mode`, or the early-stopping ones), falling back to
+    `val_loss` (or `test_loss` when no child has it) and "min".
+    """
+
+    def __init__(self, monitor: str | None = None, mode: str | None = None):
+        self.monitor = monitor
+        self.mode = mode
+        self.parent: dict | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if not logger_enabled(config):
+            return
+        client = get_client(OmegaConf.select(config, "logger.tracking_uri", default=None))
+        name = str(OmegaConf.select(config, "experiment_name", default="default"))
+        experiment_id = ensure_experiment(client, name)
+        overrides = " ".join(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        run = client.create_run(
+            experiment_id, run_name=f"{name}/sweep {sweep_dir.name}",
+            tags={"git_commit": git_commit(), "overrides": overrides,
+                  "mlflow.source.name": "mlplab", "mlplab.sweep_dir": str(sweep_dir.resolve()),
+                  "mlplab.role": "sweep"})
+        self.parent = {"run_id": run.info.run_id, "experiment_id": experiment_id,
+                       "tracking_uri": client.tracking_uri}
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_RUN_FILE).write_text(json.dumps(self.parent, indent=2))
+        # A sweep that crashes or is interrupted never reaches on_multirun_end.
+        atexit.register(self._close_unfinished)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        if self.parent is None:
+            return
+        client = get_client(self.parent["tracking_uri"])
+        parent_id = self.parent["run_id"]
+        children = _children(client, self.parent)
+        monitor = self.monitor or _first(config, MONITOR_KEYS, None) or _default_monitor(children)
+        mode = (self.mode or _first(config, MODE_KEYS, "min")).lower()
+        with tempfile.TemporaryDirectory(prefix="mlplab-sweep-") as staging:
+            _write_children_csv(children, Path(staging) / "children.csv")
+            client.log_artifacts(parent_id, staging)
+        finished = [c for c in children if c.info.status == "FINISHED"]
+        best = _best(finished, monitor, mode)
+        tags = {"n_children": str(len(children)), "n_finished": str(len(finished)),
+                "monitor": monitor, "mode": mode}
+        if best is not None:
+            value = best.data.metrics[monitor]
+            tags.update({"best_run_id": best.info.run_id, f"best_{monitor}": repr(value),
+                         "best_run_name": best.info.run_name or "",
+                         "best_overrides": best.data.tags.get("overrides", "")})
+            client.log_metric(parent_id, f"best_{monitor}", value)
+        failed = bool(children) and all(c.info.status == "FAILED" for c in children)
+        if not children:
+            tags["failure_reason"] = "the sweep produced no child runs"
+        elif failed:
+            tags["failure_reason"] = "every child run failed"
+        for key, value in tags.items():
+            client.set_tag(parent_id, key, value)
+        client.set_terminated(parent_id, "FAILED" if failed or not children else "FINISHED")
+        self.parent = None
+
+    def _close_unfinished(self) -> None:
+        if self.parent is None:
+            return
+        try:
+            client = get_client(self.parent["tracking_uri"])
+            client.set_tag(self.parent["run_id"], "failure_reason", "the sweep did not finish")
+            client.set_terminated(self.parent["run_id"], "KILLED")
+        except Exception:
+            log.exception("could not close the sweep's parent run")
+        self.parent = None
+
+
+def _children(client, parent: dict) -> list:
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [parent["experiment_id"]],
+            filter_string=f"tags.mlflow.parentRunId = '{parent['run_id']}'",
+            max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _default_monitor(children) -> str:
+    has_val = any("val_loss" in c.data.metrics for c in children)
+    return "val_loss" if has_val else "test_loss"
+
+
+def _best(runs, monitor: str, mode: str):
+    scored = [r for r in runs if math.isfinite(r.data.metrics.get(monitor, math.nan))]
+    if not scored:
+        return None
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda r: r.data.metrics[monitor])
+
+
+def _write_children_csv(children, path: Path) -> None:
+    metric_keys = sorted({k for c in children for k in c.data.metrics})
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run_id", "run_name", "status", "duration_s", "overrides", *metric_keys])
+        for child in sorted(children, key=lambda c: c.info.start_time or 0):
+            info = child.info
+            duration = ((info.end_time - info.start_time) / 1000
+                        if info.end_time and info.start_time else "")
+            writer.writerow([info.run_id, info.run_name, info.status, duration,
+                             child.data.tags.get("overrides", ""),
+                             *(child.data.metrics.get(k, "") for k in metric_keys)])
