@@ -138,6 +138,21 @@ def parallel_coordinates(rows, params: Sequence[str], metric: str, path, mode="m
     return save_figure(figure, path)
 
 
+def group_runs(rows, param: str, metric: str, series=None) -> dict[tuple, dict]:
+    """{series values: {param value: [metric of each run with that value]}}: the runs that
+    differ only by seed end up in one list."""
+    groups: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        groups[tuple(row.get(s) for s in series or ())][row[param]].append(row[metric])
+    return {key: dict(by_x) for key, by_x in groups.items()}
+
+
+def mean_and_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single run)."""
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
 def metric_vs_param(rows, param: str, metric: str, path, group_seeds=True, series=None):
     """The metric against one param: runs sharing a param value (seeds) averaged into a line
     with a mean +- std band; with `series` (other param names) one line per combination."""
@@ -147,21 +162,15 @@ def metric_vs_param(rows, param: str, metric: str, path, group_seeds=True, serie
     x_axis = Axis([r[param] for r in rows])
     figure = new_figure(5.5, 3.8)
     axes = figure.subplots()
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for row in rows:
-        groups[tuple(row.get(s) for s in series or ())].append(row)
     most_repeats = 1
-    for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+    groups = group_runs(rows, param, metric, series)
+    for key, by_x in sorted(groups.items(), key=lambda kv: str(kv[0])):
         label = ", ".join(f"{s}={v}" for s, v in zip(series or (), key, strict=True)) or None
-        by_x: dict = defaultdict(list)
-        for row in members:
-            by_x[row[param]].append(row[metric])
         xs = sorted(by_x, key=lambda v: v if x_axis.numeric else str(v))
         plot_x = np.array(xs, dtype=float) if x_axis.numeric else \
             np.array([x_axis.categories.index(str(v)) for v in xs], dtype=float)
         if group_seeds:
-            mean = np.array([np.mean(by_x[x]) for x in xs])
-            std = np.array([np.std(by_x[x]) for x in xs])
+            mean, std = np.array([mean_and_std(by_x[x]) for x in xs]).T
             most_repeats = max(most_repeats, *(len(by_x[x]) for x in xs))
             line, = axes.plot(plot_x, mean, marker="o", label=label)
             axes.fill_between(plot_x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
