@@ -1,0 +1,154 @@
+"""Losses: a value for reporting and a `delta` that starts backpropagation.
+
+Convention (docs/architecture.md): each loss is a mean over the n samples of a per-sample
+loss l_i, and `delta(Z, A, Y)` returns dl_i/dZ_i column by column, i.e. n times the gradient
+of the mean. Dense layers divide by n after their matmul, so the mean's gradient comes out.
+
+Losses whose natural output activation cancels its Jacobian (sigmoid + binary
+cross-entropy, softmax + softmax cross-entropy) return the fused `A - Y`; the others return
+dl/dA chained through the output activation's backward (`activation` argument). Values of
+the cross-entropies are computed from the logits Z, never from log(A), so they stay finite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlplab.nn._registry import lookup
+from mlplab.nn.activations import Activation
+from mlplab.nn.metrics import accuracy, edenau_loss
+
+__all__ = ["LOSSES", "Loss", "accuracy", "edenau_loss", "get_loss"]
+
+
+class Loss:
+    """Base class. `output_activation` names the activation the loss must sit on
+    (None: any); `fused` says that `delta` is then `A - Y` without the activation's backward."""
+
+    name = "loss"
+    output_activation: str | None = None
+    fused = False
+
+    def value(self, Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def grad_output(self, A: np.ndarray, Y: np.ndarray, out=None) -> np.ndarray:
+        """Per-sample dl/dA (used when the loss is not fused with its activation)."""
+        raise NotImplementedError
+
+    def delta(self, Z: np.ndarray, A: np.ndarray, Y: np.ndarray,
+              activation: Activation | None = None, out=None) -> np.ndarray:
+        """dl_i/dZ for every sample i; `activation` is the output activation (None means
+        identity); `out` may be a preallocated array of Z's shape and dtype."""
+        if self.fused:
+            return np.subtract(A, Y, out=out)
+        dA = self.grad_output(A, Y, out=out)
+        if activation is None:
+            return dA
+        return activation.backward(Z, A, dA, out=dA)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class MeanSquaredError(Loss):
+    """mean over samples and outputs of (A - Y)^2; l_i = sum_k (A - Y)^2 / K."""
+
+    name = "mse"
+
+    def value(self, Z, A, Y):
+        diff = np.subtract(A, Y)
+        return float(np.mean(np.square(diff, out=diff)))
+
+    def grad_output(self, A, Y, out=None):
+        out = np.subtract(A, Y, out=out)
+        out *= 2.0 / A.shape[0]
+        return out
+
+
+class HalfSumSquaredError(Loss):
+    """0.5 * sum((A - Y)^2) / n, the tutorials' form: delta = A - Y for a linear output."""
+
+    name = "mse_half"
+
+    def value(self, Z, A, Y):
+        diff = np.subtract(A, Y)
+        return 0.5 * float(np.sum(np.square(diff, out=diff))) / A.shape[1]
+
+    def grad_output(self, A, Y, out=None):
+        return np.subtract(A, Y, out=out)
+
+
+class BinaryCrossEntropy(Loss):
+    """Binary cross-entropy of a single sigmoid output, from the logits:
+    l_i = max(z, 0) - z*y + log1p(exp(-|z|)). Fused delta: sigmoid(Z) - Y = A - Y."""
+
+    name = "binary_cross_entropy"
+    output_activation = "sigmoid"
+    fused = True
+
+    def value(self, Z, A, Y):
+        soft = np.abs(Z)
+        np.negative(soft, out=soft)
+        np.exp(soft, out=soft)
+        np.log1p(soft, out=soft)
+        soft += np.maximum(Z, 0)
+        soft -= Z * Y
+        return float(np.sum(soft)) / Z.shape[1]
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Cross-entropy of a softmax output with one-hot (or probability) targets, from the
+    logits via log-sum-exp: l_i = -sum_k y_k (z_k - logsumexp(z)). Fused delta: A - Y
+    (valid because each target column sums to 1)."""
+
+    name = "softmax_cross_entropy"
+    output_activation = "softmax"
+    fused = True
+
+    def value(self, Z, A, Y):
+        shift = Z.max(axis=0, keepdims=True)
+        shifted = np.subtract(Z, shift)
+        log_norm = np.log(np.exp(shifted).sum(axis=0, keepdims=True))
+        shifted -= log_norm  # now log-softmax
+        shifted *= Y
+        return -float(np.sum(shifted)) / Z.shape[1]
+
+
+class SoftmaxMSENoJacobian(Loss):
+    """The arask tutorial's loss: value = mean((A - Y)^2) over all elements of a softmax
+    output, delta = 2 * (A - Y).
+
+    The delta is NOT the gradient of the value: it omits both the softmax Jacobian and the
+    1/K of the mean over outputs. Kept on purpose to reproduce that tutorial; use
+    `softmax_cross_entropy` (or `mse`, which chains through the Jacobian) for a true gradient.
+    """
+
+    name = "softmax_mse_nojac"
+    output_activation = "softmax"
+
+    def value(self, Z, A, Y):
+        return MSE.value(Z, A, Y)
+
+    def delta(self, Z, A, Y, activation=None, out=None):
+        out = np.subtract(A, Y, out=out)
+        out *= 2.0
+        return out
+
+
+MSE = MeanSquaredError()
+
+LOSSES: dict[str, type[Loss]] = {
+    "mse": MeanSquaredError,
+    "mse_half": HalfSumSquaredError,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+    "softmax_mse_nojac": SoftmaxMSENoJacobian,
+}
+
+
+def get_loss(name: str | Loss) -> Loss:
+    """Build a loss from its name; a `Loss` instance is returned unchanged."""
+    if isinstance(name, Loss):
+        return name
+    return lookup(LOSSES, name, "loss")()

@@ -1,0 +1,31 @@
+"""Metrics reported next to the loss (they never drive a gradient)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def accuracy(A: np.ndarray, Y: np.ndarray) -> float:
+    """Fraction of samples (columns) classified correctly.
+
+    With K > 1 outputs the predicted class is argmax over axis 0, and Y is either one-hot
+    (K, n) or integer labels (n,) / (1, n). With one output the prediction is A > 0.5 (A is
+    a sigmoid probability) and Y holds 0/1 in a (1, n) row or an (n,) vector.
+    """
+    if A.shape[0] == 1:
+        predicted = A.reshape(-1) > 0.5
+        return float(np.mean(predicted == (np.asarray(Y).reshape(-1) > 0.5)))
+    predicted = np.argmax(A, axis=0)
+    labels = np.argmax(Y, axis=0) if Y.shape == A.shape else np.asarray(Y).reshape(-1)
+    return float(np.mean(predicted == labels))
+
+
+def edenau_loss(A: np.ndarray, Y: np.ndarray) -> float:
+    """The edenau tutorial's reported loss: the mean over samples of the L2 norm of the
+    per-sample vector 0.5 * (yhat - y)^2.
+
+    It is not the loss being minimised (that is `mse_half`); it is computed with the same
+    operations in the same order as the tutorial so its published digits reproduce.
+    """
+    individual = 0.5 * (A - Y) ** 2
+    return float(np.mean(np.linalg.norm(individual, axis=0)))

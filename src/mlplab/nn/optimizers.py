@@ -1,0 +1,303 @@
+"""Optimizers updating parameters in place, with PyTorch's update equations.
+
+`step(grads)` applies, in order: value clipping, global-norm clipping, L2 weight decay
+(`g += weight_decay * p`; AdamW instead shrinks p by (1 - lr * weight_decay), "decoupled"),
+then the optimizer's update. The gradient arrays are used as scratch space and are
+overwritten: they are buffers the next backward pass refills anyway.
+
+Plain SGD computes `p -= lr * g` (multiply, then subtract), so the tutorials'
+`W = W - lr * dW` is reproduced bit for bit. PyTorch fuses some of these steps
+(`addcdiv_`, `lerp_`); the values agree to rounding (about 1e-15 relative in float64).
+All scalars stay Python floats, so float32 parameters and state stay float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mlplab.errors import ConfigError, DataError, choices
+from mlplab.nn._registry import check_kwargs, lookup, positive_number, require
+from mlplab.nn.clipping import clip_grad_norm, clip_grad_value
+
+COMMON_KWARGS = ("weight_decay", "clip_norm", "clip_value", "param_names")
+
+
+def _fraction(key: str, value) -> float:
+    """A coefficient in [0, 1) such as a beta or a decay rate."""
+    value = positive_number(key, value, allow_zero=True)
+    require(value < 1.0, key, value, "in [0, 1)")
+    return value
+
+
+class Optimizer:
+    """Base class: holds params, lr (settable, e.g. by a schedule), step count `t`, and one
+    state array per param for each name in `slots`."""
+
+    name = "optimizer"
+    slots: tuple[str, ...] = ()
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr: float, *, weight_decay: float = 0.0,
+                 clip_norm: float | None = None, clip_value: float | None = None,
+                 param_names: list[str] | None = None):
+        self.params = list(params)
+        self.lr = lr
+        self.weight_decay = positive_number("optimizer.weight_decay", weight_decay,
+                                            allow_zero=True)
+        self.clip_norm = None if clip_norm is None else positive_number(
+            "optimizer.clip_norm", clip_norm)
+        self.clip_value = None if clip_value is None else positive_number(
+            "optimizer.clip_value", clip_value)
+        self.param_names = ([str(i) for i in range(len(self.params))]
+                            if param_names is None else list(param_names))
+        require(len(self.param_names) == len(self.params), "optimizer.param_names",
+                param_names, f"one name per parameter ({len(self.params)})")
+        self.t = 0
+        self.state = {slot: [np.zeros_like(p) for p in self.params] for slot in self.slots}
+        self._scratch = [np.empty_like(p) for p in self.params]
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = positive_number("optimizer.lr", value)
+
+    def step(self, grads: list[np.ndarray]) -> None:
+        """Update every param in place from its gradient (the grads are overwritten)."""
+        if self.clip_value is not None:
+            clip_grad_value(grads, self.clip_value)
+        if self.clip_norm is not None:
+            clip_grad_norm(grads, self.clip_norm)
+        self.t += 1
+        lr, wd = self._lr, self.weight_decay
+        for i, (p, g, scratch) in enumerate(zip(self.params, grads, self._scratch, strict=True)):
+            if wd:
+                if self.decoupled_weight_decay:
+                    p *= 1.0 - lr * wd
+                else:
+                    np.multiply(p, wd, out=scratch)
+                    g += scratch
+            self._update(i, p, g, scratch, lr)
+
+    def _update(self, i: int, p: np.ndarray, g: np.ndarray, scratch: np.ndarray,
+                lr: float) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """{"step": int, "lr": float, "<slot>.<param name>": array, ...} (np.savez-ready)."""
+        out: dict = {"step": self.t, "lr": self._lr}
+        for slot, arrays in self.state.items():
+            for name, array in zip(self.param_names, arrays, strict=True):
+                out[f"{slot}.{name}"] = array.copy()
+        return out
+
+    def load_state_dict(self, state) -> None:
+        expected = {"step", "lr"} | {f"{s}.{n}" for s in self.state for n in self.param_names}
+        if set(state) != expected:
+            raise DataError(f"optimizer state: keys {sorted(set(state) ^ expected)} do not match "
+                            f"this {self.name} optimizer; valid keys: {choices(expected)}")
+        for slot, arrays in self.state.items():
+            for name, array in zip(self.param_names, arrays, strict=True):
+                value = np.asarray(state[f"{slot}.{name}"])
+                if value.shape != array.shape:
+                    raise DataError(f"optimizer state: {slot}.{name} has shape {value.shape}, "
+                                    f"expected {array.shape}")
+                np.copyto(array, value, casting="same_kind")
+        self.t = int(state["step"])
+        self.lr = float(state["lr"])
+
+    def __repr__(self) -> str:
+        return f"{self.name}(lr={self._lr}, weight_decay={self.weight_decay})"
+
+
+class SGD(Optimizer):
+    """p -= lr * g; with momentum m: buf = m * buf + g, then g = buf (or g + m * buf for
+    Nesterov), as torch.optim.SGD with dampening 0."""
+
+    name = "sgd"
+    slots = ("momentum_buffer",)
+
+    def __init__(self, params, lr, momentum: float = 0.0, nesterov: bool = False, **common):
+        self.momentum = positive_number("optimizer.momentum", momentum, allow_zero=True)
+        self.nesterov = bool(nesterov)
+        require(not self.nesterov or self.momentum > 0, "optimizer.nesterov", nesterov,
+                "false when momentum is 0")
+        if not self.momentum:
+            self.slots = ()
+        super().__init__(params, lr, **common)
+
+    def _update(self, i, p, g, scratch, lr):
+        if self.momentum:
+            buf = self.state["momentum_buffer"][i]
+            buf *= self.momentum
+            buf += g
+            if self.nesterov:
+                np.multiply(buf, self.momentum, out=scratch)
+                g += scratch
+            else:
+                g = buf
+        np.multiply(g, lr, out=scratch)
+        np.subtract(p, scratch, out=p)
+
+
+class Momentum(SGD):
+    name = "momentum"
+
+    def __init__(self, params, lr, momentum: float = 0.9, **common):
+        super().__init__(params, lr, momentum=momentum, nesterov=False, **common)
+
+
+class Nesterov(SGD):
+    name = "nesterov"
+
+    def __init__(self, params, lr, momentum: float = 0.9, **common):
+        super().__init__(params, lr, momentum=momentum, nesterov=True, **common)
+
+
+class RMSProp(Optimizer):
+    """s = alpha*s + (1-alpha)*g^2; avg = sqrt(s) + eps (centered: sqrt(s - gbar^2) + eps
+    with gbar = alpha*gbar + (1-alpha)*g); p -= lr * g / avg, or with momentum m:
+    buf = m*buf + g/avg, p -= lr * buf (torch.optim.RMSprop)."""
+
+    name = "rmsprop"
+
+    def __init__(self, params, lr, alpha: float = 0.99, eps: float = 1e-8,
+                 momentum: float = 0.0, centered: bool = False, **common):
+        self.alpha = _fraction("optimizer.alpha", alpha)
+        self.eps = positive_number("optimizer.eps", eps, allow_zero=True)
+        self.momentum = positive_number("optimizer.momentum", momentum, allow_zero=True)
+        self.centered = bool(centered)
+        self.slots = ("square_avg",) + (("momentum_buffer",) if self.momentum else ()) + (
+            ("grad_avg",) if self.centered else ())
+        super().__init__(params, lr, **common)
+
+    def _update(self, i, p, g, scratch, lr):
+        square_avg = self.state["square_avg"][i]
+        square_avg *= self.alpha
+        np.multiply(g, g, out=scratch)
+        scratch *= 1.0 - self.alpha
+        square_avg += scratch
+        if self.centered:
+            grad_avg = self.state["grad_avg"][i]
+            grad_avg *= self.alpha
+            np.multiply(g, 1.0 - self.alpha, out=scratch)
+            grad_avg += scratch
+            np.multiply(grad_avg, grad_avg, out=scratch)
+            np.subtract(square_avg, scratch, out=scratch)
+            np.sqrt(scratch, out=scratch)
+        else:
+            np.sqrt(square_avg, out=scratch)
+        scratch += self.eps
+        np.divide(g, scratch, out=scratch)
+        if self.momentum:
+            buf = self.state["momentum_buffer"][i]
+            buf *= self.momentum
+            buf += scratch
+            np.multiply(buf, lr, out=scratch)
+        else:
+            scratch *= lr
+        p -= scratch
+
+
+class AdaGrad(Optimizer):
+    """s += g^2; p -= lr_t * g / (sqrt(s) + eps), lr_t = lr / (1 + (t-1) * lr_decay)
+    (torch.optim.Adagrad)."""
+
+    name = "adagrad"
+    slots = ("sum",)
+
+    def __init__(self, params, lr, eps: float = 1e-10, lr_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, **common):
+        self.eps = positive_number("optimizer.eps", eps, allow_zero=True)
+        self.lr_decay = positive_number("optimizer.lr_decay", lr_decay, allow_zero=True)
+        initial = positive_number("optimizer.initial_accumulator_value",
+                                  initial_accumulator_value, allow_zero=True)
+        super().__init__(params, lr, **common)
+        for s in self.state["sum"]:
+            s += initial
+
+    def _update(self, i, p, g, scratch, lr):
+        total = self.state["sum"][i]
+        np.multiply(g, g, out=scratch)
+        total += scratch
+        np.sqrt(total, out=scratch)
+        scratch += self.eps
+        np.divide(g, scratch, out=scratch)
+        scratch *= lr / (1.0 + (self.t - 1) * self.lr_decay)
+        p -= scratch
+
+
+class Adam(Optimizer):
+    """m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+    p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)  (torch.optim.Adam;
+    amsgrad uses the running maximum of v)."""
+
+    name = "adam"
+
+    def __init__(self, params, lr, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, amsgrad: bool = False, **common):
+        self.beta1 = _fraction("optimizer.beta1", beta1)
+        self.beta2 = _fraction("optimizer.beta2", beta2)
+        self.eps = positive_number("optimizer.eps", eps, allow_zero=True)
+        self.amsgrad = bool(amsgrad)
+        self.slots = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
+        super().__init__(params, lr, **common)
+
+    def _update(self, i, p, g, scratch, lr):
+        m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
+        m *= self.beta1
+        np.multiply(g, 1.0 - self.beta1, out=scratch)
+        m += scratch
+        v *= self.beta2
+        np.multiply(g, g, out=scratch)
+        scratch *= 1.0 - self.beta2
+        v += scratch
+        if self.amsgrad:
+            v = np.maximum(self.state["max_exp_avg_sq"][i], v,
+                           out=self.state["max_exp_avg_sq"][i])
+        np.sqrt(v, out=scratch)
+        scratch /= math.sqrt(1.0 - self.beta2 ** self.t)
+        scratch += self.eps
+        np.divide(m, scratch, out=scratch)
+        scratch *= lr / (1.0 - self.beta1 ** self.t)
+        p -= scratch
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p *= 1 - lr * weight_decay before the Adam step
+    (torch.optim.AdamW, whose default weight_decay 0.01 is kept)."""
+
+    name = "adamw"
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, amsgrad: bool = False, weight_decay: float = 0.01,
+                 **common):
+        super().__init__(params, lr, beta1=beta1, beta2=beta2, eps=eps, amsgrad=amsgrad,
+                         weight_decay=weight_decay, **common)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "rmsprop": RMSProp,
+    "adagrad": AdaGrad,
+    "adam": Adam,
+    "adamw": AdamW,
+}
+
+
+def get_optimizer(name: str, params, lr: float, **kwargs) -> Optimizer:
+    """Build an optimizer over `params` (e.g. `model.params`), e.g.
+    `get_optimizer("adam", model.params, 1e-3, beta2=0.99, param_names=model.param_names)`."""
+    cls = lookup(OPTIMIZERS, name, "optimizer")
+    check_kwargs(cls.__init__, kwargs, "optimizer", name, skip=("params", "lr"),
+                 extra=COMMON_KWARGS)
+    if not isinstance(params, list | tuple) or not all(isinstance(p, np.ndarray) for p in params):
+        raise ConfigError("optimizer: params must be a list of numpy arrays (model.params)")
+    return cls(params, lr, **kwargs)
