@@ -19,7 +19,6 @@ import random
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 # The MLflow 3 UI opens experiments without this tag in its GenAI view.
@@ -61,12 +60,6 @@ def resolve_tracking_uri(value: str | None = None) -> str:
     if "://" not in value and value.endswith(".db"):
         return "sqlite:///" + str(Path(value).expanduser().resolve())
     return value
-
-
-def is_local_store(uri: str) -> bool:
-    """True for stores whose artifacts we place ourselves (SQLite file, local directory)."""
-    scheme = urlparse(uri).scheme
-    return scheme in ("", "file", "sqlite") or len(scheme) == 1  # "C:" paths on Windows
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -138,23 +131,28 @@ def get_client(tracking_uri: str | None = None) -> RetryingClient:
 _experiment_ids: dict[tuple[str, str], str] = {}
 
 
-def experiment_artifact_location(name: str) -> str:
-    return (outputs_dir() / "mlartifacts" / name).as_uri()
+def experiment_artifact_location(tracking_uri: str, name: str) -> str | None:
+    """`mlartifacts/<name>` next to a SQLite store (for the default store that is
+    `<project root>/outputs/mlartifacts/<name>`); None lets MLflow or the server decide."""
+    db_path = _sqlite_path(tracking_uri)
+    if db_path is None:
+        return None
+    return (db_path.expanduser().resolve().parent / "mlartifacts" / name).as_uri()
 
 
 def ensure_experiment(client: RetryingClient, name: str) -> str:
     """The id of experiment `name`, creating (or restoring a deleted) one when needed.
 
-    Local stores get their artifacts under `<project root>/outputs/mlartifacts/<name>`;
-    a tracking server chooses its own artifact location.
+    SQLite stores keep artifacts in `mlartifacts/<name>` beside the database file, i.e.
+    `<project root>/outputs/mlartifacts/<name>` for the default store; a tracking server
+    (or a file store) chooses its own artifact location.
     """
     key = (client.tracking_uri, name)
     if key in _experiment_ids:
         return _experiment_ids[key]
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        location = (experiment_artifact_location(name)
-                    if is_local_store(client.tracking_uri) else None)
+        location = experiment_artifact_location(client.tracking_uri, name)
         try:
             experiment_id = client.create_experiment(
                 name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})

@@ -177,6 +177,7 @@ class Trainer:
                                   f"{', '.join(sorted(metric_keys))}")
         self._best = Best(self.mode)
         self._es_best = Best(es.mode or self.mode, es.min_delta) if es else None
+        self._es_top = Best(es.mode or self.mode) if es else None
         self._es_monitor = es_monitor
         self._best_state: dict | None = None
         self._best_metrics: dict = {}
@@ -185,6 +186,7 @@ class Trainer:
         self.metrics: dict[str, float] = {}
         self._fresh_metric: float | None = None
         self._diverged: str | None = None
+        self._checkpointed: set[int] = set()
         self._stop_reason = self._signal = None
         self._halt = False
 
@@ -216,6 +218,11 @@ class Trainer:
             else:
                 train_metrics = self._train_epoch(train, batches)
                 self.epoch = epoch
+                if epoch == next_ckpt and epoch % every and epoch != 1:
+                    # The end-of-run evaluation is one a longer run would not make; a
+                    # checkpoint taken after it would feed it to the resumed schedule and
+                    # early stopping, so it is taken before.
+                    self._checkpoint(epoch)
                 self._evaluate(epoch, splits, train_metrics, bar)
                 next_eval = min(epoch + every - epoch % every, last)
             self.epoch = epoch
@@ -302,14 +309,17 @@ class Trainer:
             hook(epoch, metrics)
 
     def _early_stopping_check(self, epoch: int, metrics: dict) -> None:
-        es, best = self.early_stopping, self._es_best
-        if best.update(epoch, metrics[self._es_monitor]):
-            if es.restore_best_weights:
-                self._best_state = self.model.state_dict()
-        elif best.epoch is not None and epoch - best.epoch >= es.patience:
+        """Patience counts from the last gain larger than min_delta; the weights kept are
+        those of the best value, whatever the size of the gain that reached it."""
+        es, value = self.early_stopping, metrics[self._es_monitor]
+        if self._es_top.update(epoch, value) and es.restore_best_weights:
+            self._best_state = self.model.state_dict()
+        best = self._es_best
+        if not best.update(epoch, value) and best.epoch is not None \
+                and epoch - best.epoch >= es.patience:
             self.request_stop(f"early stopping: {self._es_monitor} did not improve for "
-                              f"{epoch - best.epoch} epochs (best {best.value:.6g} at epoch "
-                              f"{best.epoch})")
+                              f"{epoch - best.epoch} epochs (best {self._es_top.value:.6g} at "
+                              f"epoch {self._es_top.epoch})")
 
     # ----------------------------------------------------------------- ending, checkpoints
     def _finish(self, splits) -> TrainResult:
@@ -323,7 +333,7 @@ class Trainer:
             checkpoint = str(self._checkpoint(self.epoch))
         else:
             status, reason = "FINISHED", self._stop_reason
-            if self._best_state is not None and self._es_best.epoch != self._last_eval():
+            if self._best_state is not None and self._es_top.epoch != self._last_eval():
                 self.model.load_state_dict(self._best_state)
                 restored = True
         best = self._best
@@ -340,7 +350,8 @@ class Trainer:
 
     def _checkpoint(self, epoch: int) -> Path:
         path = self._ckpt_dir / checkpoint_name(epoch)
-        if not path.exists():
+        if epoch not in self._checkpointed:
+            self._checkpointed.add(epoch)
             save_checkpoint(path, self._state(epoch))
             for hook in self._hooks["on_checkpoint"]:
                 hook(epoch, path)
@@ -353,7 +364,8 @@ class Trainer:
         meta = {"rng": rng_state(self._rng) if self.shuffle else None,
                 "schedule": self.schedule.state_dict() if self.schedule else None,
                 "best": self._best.state(), "best_metrics": self._best_metrics,
-                "early_stopping": self._es_best.state() if self._es_best else None,
+                "early_stopping": [self._es_best.state(), self._es_top.state()]
+                if self._es_best else None,
                 "history": self.history, "metrics": self.metrics, "stop": self._stop_reason,
                 "fresh_metric": self._fresh_metric}
         return Checkpoint(epoch, self.model.state_dict(), self.optimizer.state_dict(),
@@ -375,7 +387,8 @@ class Trainer:
         self._best.load(meta["best"])
         self._best_metrics = meta.get("best_metrics") or {}
         if self._es_best is not None and meta.get("early_stopping"):
-            self._es_best.load(meta["early_stopping"])
+            self._es_best.load(meta["early_stopping"][0])
+            self._es_top.load(meta["early_stopping"][1])
             best = {k[5:]: v for k, v in state.arrays.items() if k.startswith("best/")}
             self._best_state = best or None
         self.history = {k: [tuple(p) for p in v] for k, v in meta.get("history", {}).items()}
