@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +116,9 @@ def save_pyfunc_model(path, model, *, task, x_scaler=None, y_scaler=None, input_
             input_example = np.zeros((1, spec["sizes"][0]))
         example = pd.DataFrame(np.asarray(input_example, dtype=np.float64),
                                columns=spec["feature_names"])
-        signature = infer_signature(example, predictor.predict(example))
+        with warnings.catch_warnings():  # `label` is an integer column on purpose
+            warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+            signature = infer_signature(example, predictor.predict(example))
         mlflow.pyfunc.save_model(
             str(path), loader_module=LOADER_MODULE, data_path=str(data_dir),
             signature=signature, input_example=example,
