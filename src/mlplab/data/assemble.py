@@ -62,6 +62,8 @@ def assemble(name: str, data: Generated, *, seed: int, dtype: np.dtype, test_siz
     stratify = check_bool("dataset.stratify", stratify)
     split_seed = check_seed("dataset.split_seed", split_seed, seed)
     regression = data.task == "regression"
+    check_finite(f"dataset {name!r}: X", data.X)
+    check_finite(f"dataset {name!r}: y", data.y)
     if stratify and regression:
         raise ConfigError(f"dataset.stratify: dataset {name!r} is a regression task; "
                           "only class labels can be stratified")
@@ -79,9 +81,6 @@ def assemble(name: str, data: Generated, *, seed: int, dtype: np.dtype, test_siz
     elif target_scale != "none":
         raise ConfigError(f"dataset.target_scale: dataset {name!r} has class labels; "
                           "only 'none' is valid")
-    for part, array in (*X.items(), *y.items()):
-        if array is not None:
-            check_finite(f"dataset {name!r}: {part} split", array)
     info = dict(data.info, split=split, split_seed=split_seed)
     return Dataset(name=name, task=data.task, X_train=X["train"], y_train=y["train"],
                    X_test=X["test"], y_test=y["test"], X_val=X["val"], y_val=y["val"],

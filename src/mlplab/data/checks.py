@@ -81,5 +81,5 @@ def check_finite(where: str, array: np.ndarray) -> None:
     """Refuse NaN/inf: they would silently turn every loss and gradient into NaN."""
     if not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        raise DataError(f"{where}: contains {bad} NaN or infinite value(s); "
+        raise DataError(f"{where} contains {bad} NaN or infinite value(s); "
                         "data must be finite")

@@ -100,7 +100,7 @@ class Standardizer(Scaler):
     def fit(self, X):
         X = np.asarray(X)
         _require_2d(X, "standardize")
-        check_finite("standardize: training data", X)
+        check_finite("standardize: the training data", X)
         self.mean = _column_stats(X, np.mean)
         std = _column_stats(X, np.std)
         self.std = np.where(std > 0, std, 1.0)
@@ -164,7 +164,7 @@ class MinMaxScaler(Scaler):
     def fit(self, X):
         X = np.asarray(X)
         _require_2d(X, "minmax scaling")
-        check_finite("minmax scaling: training data", X)
+        check_finite("minmax scaling: the training data", X)
         self.minimum = X.min(axis=0).astype(np.float64)
         span = X.max(axis=0).astype(np.float64) - self.minimum
         self.span = np.where(span > 0, span, 1.0)
