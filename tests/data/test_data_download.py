@@ -88,7 +88,8 @@ def test_progress_bar_goes_to_stderr(tmp_path, mirrors, capsys):
     download_mnist(tmp_path / "m", "mnist", [urls["good"]], progress=True)
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "train-images-idx3-ubyte.gz" in captured.err and "/9.6 MB" in captured.err  # 9,630,634 bytes
+    # the shared train-images file has 9,630,634 bytes
+    assert "train-images-idx3-ubyte.gz" in captured.err and "/9.6 MB" in captured.err
 
 
 def test_cli_downloads_verifies_and_warms_the_cache(tmp_path, mirrors, capsys):

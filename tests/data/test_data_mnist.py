@@ -268,7 +268,7 @@ def test_checksum_mismatch_for_standard_names(small):
 
 
 def test_fashion_gz_checksum_mismatch(tmp_path):
-    directory = write_small_idx(tmp_path / "fashion_mnist", small_mnist_arrays())
+    write_small_idx(tmp_path / "fashion_mnist", small_mnist_arrays())
     with pytest.raises(DataError, match=r"md5 mismatch .*expected 8d4fb7e6c68d591d4c3dfef9ec"):
         load_dataset("fashion_mnist", data_dir=tmp_path)
 
