@@ -38,17 +38,19 @@ def _require_2d(X: np.ndarray, who: str) -> None:
 
 
 class Scaler:
-    """Base: `kind` names the scaler in configs and state dicts."""
+    """x -> (x - shift) / scale, the one form every scaler here takes.
+
+    `shift` is None for pure rescaling (no subtraction pass); `kind` names the scaler in
+    configs and state dicts. Subclasses only decide, in `fit`, what shift and scale are.
+    """
 
     kind = "base"
 
+    def __init__(self, shift=None, scale=None):
+        self.shift = None if shift is None else np.asarray(shift, dtype=np.float64)
+        self.scale = None if scale is None else np.asarray(scale, dtype=np.float64)
+
     def fit(self, X: np.ndarray) -> Scaler:
-        raise NotImplementedError
-
-    def _forward(self, X, out):
-        raise NotImplementedError
-
-    def _backward(self, X, out):
         raise NotImplementedError
 
     def transform(self, X: np.ndarray, *, dtype=None, inplace: bool = False) -> np.ndarray:
@@ -61,31 +63,33 @@ class Scaler:
         X = np.asarray(X)
         dtype = _float_dtype(X) if dtype is None else np.dtype(dtype)
         out = X if inplace and X.dtype == dtype else np.empty(X.shape, dtype)
-        return self._forward(X, out)
+        if self.shift is not None:
+            X = np.subtract(X, self.shift.astype(dtype), out=out)
+        return np.divide(X, self.scale.astype(dtype), out=out)
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X)
-        return self._backward(X, np.empty(X.shape, dtype=_float_dtype(X)))
+        dtype = _float_dtype(X)
+        out = np.multiply(X, self.scale.astype(dtype), out=np.empty(X.shape, dtype))
+        if self.shift is not None:
+            np.add(out, self.shift.astype(dtype), out=out)
+        return out
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         return self.fit(X).transform(X)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        state = {"kind": np.array(self.kind)}
-        state.update({k: np.asarray(v) for k, v in vars(self).items() if v is not None})
+        state = {"kind": np.array(self.kind), "scale": self.scale}
+        if self.shift is not None:
+            state["shift"] = self.shift
         return state
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.kind})"
+        return f"{type(self).__name__}(shift={self.shift}, scale={self.scale})"
 
 
 def _float_dtype(X: np.ndarray) -> np.dtype:
     return X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
-
-
-def _cast(stat: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Statistics in the output's dtype so float32 data stays float32."""
-    return stat.astype(out.dtype, copy=False)
 
 
 class Standardizer(Scaler):
@@ -93,35 +97,28 @@ class Standardizer(Scaler):
 
     kind = "standardize"
 
-    def __init__(self, mean=None, std=None):
-        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
-        self.std = None if std is None else np.asarray(std, dtype=np.float64)
-
     def fit(self, X):
         X = np.asarray(X)
         _require_2d(X, "standardize")
         check_finite("standardize: the training data", X)
-        self.mean = _column_stats(X, np.mean)
+        self.shift = _column_stats(X, np.mean)
         std = _column_stats(X, np.std)
-        self.std = np.where(std > 0, std, 1.0)
+        self.scale = np.where(std > 0, std, 1.0)
         return self
 
-    def _forward(self, X, out):
-        np.subtract(X, _cast(self.mean, out), out=out)
-        return np.divide(out, _cast(self.std, out), out=out)
+    @property
+    def mean(self):
+        return self.shift
 
-    def _backward(self, X, out):
-        np.multiply(X, _cast(self.std, out), out=out)
-        return np.add(out, _cast(self.mean, out), out=out)
+    @property
+    def std(self):
+        return self.scale
 
 
 class MaxScaler(Scaler):
     """x / max(train), one global maximum: the arask MNIST preprocessing (x / np.max(x))."""
 
     kind = "max"
-
-    def __init__(self, scale=None):
-        self.scale = None if scale is None else np.asarray(scale, dtype=np.float64)
 
     def fit(self, X):
         X = np.asarray(X)
@@ -133,20 +130,14 @@ class MaxScaler(Scaler):
         self.scale = np.asarray(peak)
         return self
 
-    def _forward(self, X, out):
-        return np.divide(X, _cast(self.scale, out), out=out)
 
-    def _backward(self, X, out):
-        return np.multiply(X, _cast(self.scale, out), out=out)
-
-
-class ConstantScaler(MaxScaler):
+class ConstantScaler(Scaler):
     """x / a fixed constant, e.g. 255 for 8-bit pixels; `fit` learns nothing."""
 
     kind = "constant"
 
-    def __init__(self, scale=255.0):
-        super().__init__(scale)
+    def __init__(self, scale=255.0, shift=None):
+        super().__init__(shift, scale)
 
     def fit(self, X):
         return self
@@ -157,26 +148,14 @@ class MinMaxScaler(Scaler):
 
     kind = "minmax"
 
-    def __init__(self, minimum=None, span=None):
-        self.minimum = None if minimum is None else np.asarray(minimum, dtype=np.float64)
-        self.span = None if span is None else np.asarray(span, dtype=np.float64)
-
     def fit(self, X):
         X = np.asarray(X)
         _require_2d(X, "minmax scaling")
         check_finite("minmax scaling: the training data", X)
-        self.minimum = X.min(axis=0).astype(np.float64)
-        span = X.max(axis=0).astype(np.float64) - self.minimum
-        self.span = np.where(span > 0, span, 1.0)
+        self.shift = X.min(axis=0).astype(np.float64)
+        span = X.max(axis=0).astype(np.float64) - self.shift
+        self.scale = np.where(span > 0, span, 1.0)
         return self
-
-    def _forward(self, X, out):
-        np.subtract(X, _cast(self.minimum, out), out=out)
-        return np.divide(out, _cast(self.span, out), out=out)
-
-    def _backward(self, X, out):
-        np.multiply(X, _cast(self.span, out), out=out)
-        return np.add(out, _cast(self.minimum, out), out=out)
 
 
 # Names users type for `dataset.scale` / `dataset.target_scale`.
