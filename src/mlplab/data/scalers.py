@@ -157,6 +157,14 @@ class MinMaxScaler(Scaler):
         self.scale = np.where(span > 0, span, 1.0)
         return self
 
+    @property
+    def minimum(self):
+        return self.shift
+
+    @property
+    def span(self):
+        return self.scale
+
 
 # Names users type for `dataset.scale` / `dataset.target_scale`.
 SCALE_CHOICES = ("none", "standardize", "max", "minmax", "div255")

@@ -1,0 +1,37 @@
+"""conf/dataset/*.yaml agree with the loaders: same keys, same defaults, and they load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlplab.data import DATASETS, dataset_defaults, load_dataset
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "dataset"
+SHARED_KEYS = ("test_size", "split", "stratify", "split_seed", "val_size", "scale")
+
+
+def config(name: str) -> dict:
+    return yaml.safe_load((CONF / f"{name}.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_config_file_lists_every_key_with_the_loader_default(name):
+    content = config(name)
+    assert next(iter(content)) == "name" and content["name"] == name
+    assert content == dataset_defaults(name)
+
+
+@pytest.mark.parametrize("name", ["sum_diff", "circles", "moons", "blobs", "xor", "spirals",
+                                  "digits"])
+def test_generated_datasets_share_split_and_scale_keys(name):
+    assert set(SHARED_KEYS) <= set(config(name))
+
+
+@pytest.mark.parametrize("name", ["sum_diff", "moons", "digits"])
+def test_config_file_loads_as_is(name):
+    params = config(name)
+    ds = load_dataset(params.pop("name"), seed=0, dtype="float64", **params)
+    assert ds.n_train > 0
