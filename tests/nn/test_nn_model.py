@@ -41,7 +41,8 @@ def test_backward_matches_finite_differences_for_every_parameter(sizes, acts, lo
 
 
 def _tutorial_epoch(Ws, bs, X, Y, lr):
-    """One full-batch epoch written the way the regression tutorial writes it."""
+    """One full-batch epoch written the way the regression tutorial writes it; returns the
+    gradients [dW1, db1, ...] it applied."""
     A, cache = X, []
     for i, (W, b) in enumerate(zip(Ws, bs, strict=True)):
         Z = np.add(np.dot(W, A), b)
@@ -56,20 +57,27 @@ def _tutorial_epoch(Ws, bs, X, Y, lr):
     for i, (dW, db) in grads.items():
         Ws[i] = Ws[i] - lr * dW
         bs[i] = bs[i] - lr * db
+    return [g for i in sorted(grads) for g in grads[i]]
 
 
 def test_full_batch_sgd_reproduces_the_tutorial_arithmetic_bit_for_bit():
     sizes = [2, 4, 4, 3]
     np.random.seed(42)  # noqa: NPY002  (legacy stream, as the tutorial)
-    X, Y = np.random.rand(2, 700), np.random.rand(3, 700)  # noqa: NPY002
+    X, Y = np.random.rand(2, 7000) * 100, np.random.rand(3, 7000) * 50  # noqa: NPY002
     model = MLP(sizes, ["relu", "relu", "identity"], "mse_half", bias_init="same", rng="legacy")
     Ws, bs = [p.copy() for p in model.params[0::2]], [p.copy() for p in model.params[1::2]]
-    optimizer = get_optimizer("sgd", model.params, 0.01)
-    for _ in range(20):
-        _tutorial_epoch(Ws, bs, X, Y, 0.01)
-        model.train_step(X, Y, optimizer)
+    optimizer = get_optimizer("sgd", model.params, 1e-5)
+    for _ in range(10):
+        expected_grads = _tutorial_epoch(Ws, bs, X, Y, 1e-5)
+        model.forward(X)
+        grads = model.backward(Y)
+        assert all(np.array_equal(g, e) for g, e in zip(grads, expected_grads, strict=True))
+        optimizer.step(grads)
+        assert all(np.array_equal(a, b) for a, b in zip(model.params[0::2], Ws, strict=True))
+        assert all(np.array_equal(a, b) for a, b in zip(model.params[1::2], bs, strict=True))
+    model.train_step(X, Y, optimizer)  # the fast path does the same arithmetic
+    _tutorial_epoch(Ws, bs, X, Y, 1e-5)
     assert all(np.array_equal(a, b) for a, b in zip(model.params[0::2], Ws, strict=True))
-    assert all(np.array_equal(a, b) for a, b in zip(model.params[1::2], bs, strict=True))
 
 
 def test_train_step_equals_forward_backward_step_and_keeps_the_pre_update_output():
