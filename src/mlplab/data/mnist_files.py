@@ -80,6 +80,6 @@ def locate(directory: Path, kind: str, fmt: str) -> tuple[str, dict[str, Path]]:
         wanted.append(" ".join(f"{s}[.gz]" for s in missing))
     if fmt in ("auto", "csv"):
         wanted.append(" and ".join(csv_path.name for csv_path in csv.values()))
-    where = "missing" if directory.is_dir() else "directory does not exist"
-    raise DataError(f"{directory}: {kind} files {where} (looked for {' or '.join(wanted)}); "
-                    f"run `mlplab data mnist --kind {kind} --dir {directory}` to download them")
+    problem = f"{kind} files missing" if directory.is_dir() else "no such directory"
+    raise DataError(f"{directory}: {problem} (looked for {' or '.join(wanted)}); run "
+                    f"`mlplab data mnist --kind {kind} --dir {directory}` to download them")
