@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlplab.data import DATASETS, dataset_defaults, load_dataset
+from mlplab.data import DATASETS, NULLABLE_KEYS, dataset_defaults, load_dataset
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "dataset"
 SHARED_KEYS = ("test_size", "split", "stratify", "split_seed", "val_size", "scale")
@@ -35,3 +35,18 @@ def test_config_file_loads_as_is(name):
     params = config(name)
     ds = load_dataset(params.pop("name"), seed=0, dtype="float64", **params)
     assert ds.n_train > 0
+
+
+@pytest.mark.parametrize("name", ["moons", "mnist", "sum_diff"])
+def test_nullable_keys_accept_null(name, tmp_path):
+    """null must mean something for every key declared nullable (run seed, none, all)."""
+    keys = NULLABLE_KEYS & set(dataset_defaults(name))
+    assert keys
+    if name == "mnist":
+        from data_writers import small_mnist_arrays, write_small_idx
+
+        write_small_idx(tmp_path / "mnist", small_mnist_arrays())
+        ds = load_dataset(name, data_dir=tmp_path, verify=False, **dict.fromkeys(keys))
+    else:
+        ds = load_dataset(name, seed=0, **dict.fromkeys(keys))
+    assert ds.n_train > 0 and ds.X_val is None

@@ -8,7 +8,7 @@ Arrays are sample-major, (n_samples, n_features); see `Dataset`.
 
 from mlplab.data.dataset import TASKS, Dataset
 from mlplab.data.paths import default_data_dir
-from mlplab.data.registry import DATASETS, dataset_defaults, load_dataset
+from mlplab.data.registry import DATASETS, NULLABLE_KEYS, dataset_defaults, load_dataset
 from mlplab.data.scalers import (
     MaxScaler,
     MinMaxScaler,
@@ -18,6 +18,6 @@ from mlplab.data.scalers import (
     scaler_from_state,
 )
 
-__all__ = ["DATASETS", "TASKS", "Dataset", "MaxScaler", "MinMaxScaler", "Scaler",
+__all__ = ["DATASETS", "NULLABLE_KEYS", "TASKS", "Dataset", "MaxScaler", "MinMaxScaler", "Scaler",
            "Standardizer", "dataset_defaults", "default_data_dir", "load_dataset", "one_hot",
            "scaler_from_state"]

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from mlplab.data.checks import check_choice
 from mlplab.data.idx import read_file_bytes
-from mlplab.data.mnist import verify_idx
 from mlplab.data.mnist_files import (
     ALL_IDX_STEMS,
     FASHION_GZ_MD5,
     KINDS,
     MNIST_SHA256,
     find_idx,
+    verify_idx,
 )
 from mlplab.errors import DataError
 

@@ -8,7 +8,6 @@ validation split are taken while still uint8, and scaling runs in place on the f
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,18 +23,13 @@ from mlplab.data.checks import (
     check_seed,
 )
 from mlplab.data.dataset import Dataset
+from mlplab.data.download import download_mnist
 from mlplab.data.idx import parse_idx, read_file_bytes, read_label_csv
-from mlplab.data.mnist_files import (
-    FASHION_GZ_MD5,
-    IDX_STEMS,
-    IMAGE_SHAPE,
-    MNIST_SHA256,
-    N_CLASSES,
-    N_PIXELS,
-    locate,
-)
+from mlplab.data.mnist_files import IDX_STEMS, IMAGE_SHAPE, N_CLASSES, N_PIXELS, locate, verify_idx
 from mlplab.data.paths import dataset_dir
 from mlplab.errors import ConfigError, DataError
+
+__all__ = ["RawMnist", "download_mnist", "load_mnist", "read_mnist"]
 
 
 class RawMnist(NamedTuple):
@@ -44,22 +38,6 @@ class RawMnist(NamedTuple):
     X_test: np.ndarray
     y_test: np.ndarray
     info: dict
-
-
-def verify_idx(path: Path, stem: str, kind: str, content: bytes) -> str:
-    """Check a standard-named IDX file against its published digest; returns what was done."""
-    if kind == "mnist":
-        algo, expected, digest = "sha256", MNIST_SHA256[stem], hashlib.sha256(content)
-    elif path.suffix == ".gz":
-        algo, expected = "md5", FASHION_GZ_MD5[stem]
-        digest = hashlib.md5(path.read_bytes(), usedforsecurity=False)
-    else:
-        return "unverified (no published digest of uncompressed Fashion-MNIST files)"
-    if digest.hexdigest() != expected:
-        raise DataError(f"{path}: {algo} mismatch (got {digest.hexdigest()}, expected "
-                        f"{expected}): the file is corrupt or not the published {kind}; "
-                        "download it again, or set dataset.verify=false for a modified copy")
-    return algo
 
 
 def _read_idx_split(paths, split, kind, verify, checks):

@@ -8,6 +8,7 @@ md5 of the .gz files its authors publish (no digest of the raw files is publishe
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from mlplab.data.checks import check_choice
@@ -83,3 +84,19 @@ def locate(directory: Path, kind: str, fmt: str) -> tuple[str, dict[str, Path]]:
     problem = f"{kind} files missing" if directory.is_dir() else "no such directory"
     raise DataError(f"{directory}: {problem} (looked for {' or '.join(wanted)}); run "
                     f"`mlplab data mnist --kind {kind} --dir {directory}` to download them")
+
+
+def verify_idx(path: Path, stem: str, kind: str, content: bytes) -> str:
+    """Check a standard-named IDX file against its published digest; returns what was done."""
+    if kind == "mnist":
+        algo, expected, digest = "sha256", MNIST_SHA256[stem], hashlib.sha256(content)
+    elif path.suffix == ".gz":
+        algo, expected = "md5", FASHION_GZ_MD5[stem]
+        digest = hashlib.md5(path.read_bytes(), usedforsecurity=False)
+    else:
+        return "unverified (no published digest of uncompressed Fashion-MNIST files)"
+    if digest.hexdigest() != expected:
+        raise DataError(f"{path}: {algo} mismatch (got {digest.hexdigest()}, expected "
+                        f"{expected}): the file is corrupt or not the published {kind}; "
+                        "download it again, or set dataset.verify=false for a modified copy")
+    return algo

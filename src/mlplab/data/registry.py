@@ -18,6 +18,11 @@ from mlplab.data.dataset import Dataset
 from mlplab.data.mnist import load_mnist
 from mlplab.errors import ConfigError, choices
 
+# Keys for which null is a meaningful value (the run seed, no validation part, all samples,
+# the default directory), whatever their default; a config schema must let them be null.
+NULLABLE_KEYS = frozenset({"random_state", "split_seed", "val_size", "n_train", "n_test",
+                           "directory"})
+
 # Split/scale keys shared by the generated datasets, with their usual defaults.
 SPLIT_DEFAULTS = {"test_size": 0.2, "split": "shuffled", "stratify": False, "split_seed": None,
                   "val_size": None, "scale": "none"}
