@@ -1,0 +1,75 @@
+"""Structured config of the `mlplab_optuna` Hydra sweeper (`hydra/sweeper=mlplab_optuna`).
+
+Kept free of optuna imports: Hydra imports every module under `hydra_plugins` at start-up
+(also for single runs), and this schema is all that registration needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes")
+PRUNERS = ("none", "median", "successive_halving", "hyperband")
+DIRECTIONS = ("minimize", "maximize")
+
+
+@dataclass
+class SamplerConf:
+    """Which Optuna sampler proposes configurations.
+
+    `n_startup_trials` is TPE's and CMA-ES's number of random trials before modelling;
+    `constant_liar` lets TPE avoid proposing the same point twice within a parallel batch
+    (null: on when `n_jobs` > 1).
+    """
+
+    name: str = "tpe"
+    seed: int | None = None
+    n_startup_trials: int = 10
+    multivariate: bool = False
+    constant_liar: bool | None = None
+
+
+@dataclass
+class PrunerConf:
+    """Which Optuna pruner stops unpromising trials early.
+
+    Steps are epochs (1-based), so `n_warmup_steps: k` means no trial is pruned before
+    epoch k. `min_resource`/`max_resource` are epochs too ("auto" lets Optuna infer them);
+    `reduction_factor: null` keeps Optuna's default (4 for successive halving, 3 for
+    hyperband).
+    """
+
+    name: str = "none"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    min_resource: Any = "auto"
+    max_resource: Any = "auto"
+    reduction_factor: int | None = None
+
+
+@dataclass
+class OptunaSweeperConf:
+    """`hydra.sweeper` node: search space, budget, storage, pruning and seed groups.
+
+    `direction: null` follows the app's `trainer.mode` (max -> maximize, else minimize).
+    `study_name: null` derives the name from `experiment_name` plus a short digest of the
+    search space and fixed overrides, so re-running the same command resumes the same
+    study while a different sweep gets a fresh one. `storage: null` means
+    `sqlite:///<project root>/outputs/optuna/<study_name>.db`.
+    """
+
+    _target_: str = "hydra_plugins.mlplab_optuna_sweeper.mlplab_optuna_sweeper.MlplabOptunaSweeper"
+    direction: str | None = None
+    study_name: str | None = None
+    storage: str | None = None
+    n_trials: int = 20
+    n_jobs: int = 1
+    max_failures: int | None = None
+    sampler: SamplerConf = field(default_factory=SamplerConf)
+    pruner: PrunerConf = field(default_factory=PrunerConf)
+    params: dict[str, str] = field(default_factory=dict)
+    seeds: list[int] | None = None
+    seed_key: str = "seed"
+    group_key: str = "tags.seed_group"

@@ -1,0 +1,39 @@
+"""Seed groups: one sampled configuration, several seeds, one objective.
+
+With `hydra.sweeper.seeds=[0,1,2]` every trial runs once per seed; each job gets
+`seed=<s>` and the tag `tags.seed_group=<study>#<trial number>` so that
+`mlplab runs --group-by tags.seed_group` can show mean ± std per configuration. The trial's
+objective is the mean over seeds, so a lucky seed cannot win the search alone.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+
+def aggregate_seed_values(values: list[Any], seeds: list[int]) -> tuple[float, dict[str, Any]]:
+    """Mean over seeds, plus the per-seed values and their sample std as trial attrs.
+
+    Without seed groups there is one value and no extra attrs.
+    """
+    floats = [float(v) for v in values]
+    mean = statistics.fmean(floats)
+    if not seeds:
+        return mean, {}
+    std = statistics.stdev(floats) if len(floats) > 1 else 0.0
+    return mean, {
+        "seed_values": {str(seed): value for seed, value in zip(seeds, floats, strict=True)},
+        "objective_std": std,
+        "n_seeds": len(floats),
+    }
+
+
+def quote(text: str) -> str:
+    """Single-quote a string for a Hydra override value (paths, URLs, '#').
+
+    Inside Hydra's quoted strings a backslash escapes only a quote (or backslashes right
+    before one), so escaping the quotes is all that is needed.
+    """
+    escaped = text.replace("'", "\\'")
+    return f"'{escaped}'"

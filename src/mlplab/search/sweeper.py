@@ -1,0 +1,267 @@
+"""The Optuna sweeper behind `hydra/sweeper=mlplab_optuna` (ask/tell over Hydra launchers).
+
+Each round asks `n_jobs` trials, turns them into job overrides (one job per seed when
+`seeds` is set), hands the batch to whatever Hydra launcher is configured (basic, joblib,
+submitit, ray), then tells the study COMPLETE / PRUNED / FAIL from the jobs' return values
+and from what the jobs' `PruningCallback` recorded on the trials. The study is persistent:
+only COMPLETE and PRUNED trials count toward `n_trials`, so running the same command again
+finishes an interrupted sweep without repeating finished trials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import numbers
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import Trial, TrialState
+
+from mlplab.errors import ConfigError, DataError, choices
+from mlplab.search.config import DIRECTIONS
+from mlplab.search.factories import PRUNER_ATTR, make_pruner, make_sampler, pruner_settings
+from mlplab.search.groups import aggregate_seed_values, quote
+from mlplab.search.pruning import KILLED_ATTR, PRUNED_AT_ATTR
+from mlplab.search.space import SearchSpace, parse_search_space
+from mlplab.search.study import count_done, default_storage_url, open_study, recover_interrupted
+from mlplab.search.summary import write_summary
+
+log = logging.getLogger(__name__)
+
+
+class OptunaSweeperImpl(Sweeper):
+    """Implementation of `MlplabOptunaSweeper` (see the module docstring)."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        super().__init__()
+        self.settings = OmegaConf.to_container(OmegaConf.create(dict(settings)), resolve=True)
+        self.hydra_context: HydraContext | None = None
+        self.config: DictConfig | None = None
+        self.launcher: Any = None
+        self.job_idx = 0
+        self.validated = False
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context = hydra_context
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    # -- the sweep ----------------------------------------------------------------------
+    def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
+        assert self.config is not None and self.hydra_context is not None
+        s = self._validated_settings()
+        params = [f"{key}={value}" for key, value in (s["params"] or {}).items()]
+        space = parse_search_space(params + list(arguments), self.hydra_context.config_loader)
+        if not space.params:
+            raise ConfigError(
+                "hydra.sweeper.params: nothing to search; give at least one key a choice(), "
+                "range() or interval() (on the command line or in a sweep preset)"
+            )
+        grid = space.grid() if s["sampler"]["name"] == "grid" else None
+        self.study_name = s["study_name"] or self._default_study_name(space, s)
+        self.storage_url = s["storage"] or default_storage_url(self.study_name)
+        self.pruner_settings = pruner_settings(s["pruner"])
+        study, storage = open_study(
+            self.study_name, self.storage_url, s["direction"],
+            make_sampler(s["sampler"], s["n_jobs"], grid), make_pruner(self.pruner_settings),
+        )
+        study.set_user_attr(PRUNER_ATTR, self.pruner_settings)
+        self.study, self.storage = study, storage
+        seeds = list(s["seeds"] or [])
+        self.job_idx = len(study.trials) * max(1, len(seeds))
+        recover_interrupted(study, storage)
+
+        budget = s["n_trials"]
+        if grid is not None:
+            budget = min(budget, math.prod(len(v) for v in grid.values()))
+        max_failures = s["max_failures"] if s["max_failures"] is not None else s["n_trials"]
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        log.info(
+            "Optuna study %r (%s): %d of %d trials done, %s sampler, %s pruner",
+            self.study_name, self.storage_url, count_done(study), budget,
+            s["sampler"]["name"], self.pruner_settings["name"],
+        )
+
+        returns: list[list[JobReturn]] = []
+        failures = 0
+        self.interrupted = False
+        while not self.interrupted and (remaining := budget - count_done(study)) > 0:
+            trials = [study.ask(space.distributions) for _ in range(min(s["n_jobs"], remaining))]
+            batch_returns, states = self._run_trials(trials, space, seeds)
+            returns.append(batch_returns)
+            failures += states.count(TrialState.FAIL)
+            if failures >= max_failures:
+                log.error("Stopping the sweep: %d trials failed (hydra.sweeper.max_failures=%d)",
+                          failures, max_failures)
+                break
+        if self.interrupted:
+            log.warning("Sweep interrupted; run the same command again to resume study %r",
+                        self.study_name)
+        write_summary(study, sweep_dir, self.storage_url, space)
+        return returns
+
+    # -- one batch ----------------------------------------------------------------------
+    def _run_trials(
+        self, trials: list[Trial], space: SearchSpace, seeds: list[int]
+    ) -> tuple[list[JobReturn], list[TrialState]]:
+        """Launch the jobs of `trials`, tell the study, return job returns and states.
+
+        With several seeds and a pruner, the first seed of every trial runs first (it alone
+        reports to the pruner) and the other seeds run only for trials that survived it.
+        """
+        told: dict[int, TrialState] = {}
+        interrupted = False
+        try:
+            for trial in trials:
+                trial.set_user_attr("overrides", self._job_overrides(trial, space, seeds, 0))
+            seed_slots = list(range(max(1, len(seeds))))
+            two_phase = len(seed_slots) > 1 and self.pruner_settings["name"] != "none"
+            first = seed_slots[:1] if two_phase else seed_slots
+            outcomes: dict[int, list[Any]] = {t.number: [] for t in trials}
+            returns = self._launch(trials, first, space, seeds, outcomes)
+            if two_phase:
+                alive = [t for t in trials if not self._was_pruned(t)
+                         and all(_is_value(v) for v in outcomes[t.number])]
+                returns += self._launch(alive, seed_slots[1:], space, seeds, outcomes)
+            for trial in trials:
+                told[trial.number] = self._tell(trial, outcomes[trial.number], seeds)
+            # A mistake in what the user typed would fail every trial alike: stop and say so.
+            user_errors = [v for t in trials for v in outcomes[t.number]
+                           if isinstance(v, ConfigError | DataError)]
+            if user_errors:
+                raise user_errors[0]
+            return returns, list(told.values())
+        except BaseException as error:
+            interrupted = not isinstance(error, Exception)  # Ctrl-C, SystemExit
+            raise
+        finally:
+            for trial in trials:  # never leave a trial RUNNING
+                if trial.number not in told:
+                    self._abandon(trial, requeue=interrupted)
+
+    def _launch(self, trials, slots, space, seeds, outcomes) -> list[JobReturn]:
+        jobs = [(t, slot) for t in trials for slot in slots]
+        if not jobs:
+            return []
+        batch = [self._job_overrides(t, space, seeds, slot) for t, slot in jobs]
+        if not self.validated:
+            # Composing catches typos in keys before any job starts; later batches differ
+            # only in sampled values, so composing each of them again would only cost time.
+            self.validate_batch_is_legal(batch)
+            self.validated = True
+        results = list(self.launcher.launch(batch, initial_job_idx=self.job_idx))
+        self.job_idx += len(batch)
+        for (trial, _), result in zip(jobs, results, strict=True):
+            outcomes[trial.number].append(_outcome(result))
+        return results
+
+    def _job_overrides(self, trial: Trial, space: SearchSpace, seeds: list[int], slot: int):
+        s = self.settings
+        reports = slot == 0  # only one job per trial reports intermediate values
+        overrides = space.job_overrides(trial.params) + [
+            f"trial.number={trial.number}",
+            f"trial.study_name={quote(self.study_name)}",
+            f"trial.storage={quote(self.storage_url) if reports else 'null'}",
+        ]
+        if seeds:
+            group_id = f"{self.study_name}#{trial.number}"
+            overrides += [f"{s['seed_key']}={seeds[slot]}", f"++{s['group_key']}={quote(group_id)}"]
+        return overrides
+
+    def _abandon(self, trial: Trial, requeue: bool) -> None:
+        """Mark an unfinished trial FAIL; an interrupted one is queued for the next run."""
+        trial.set_user_attr("interrupted", True)
+        self.study.tell(trial, state=TrialState.FAIL)
+        if requeue:
+            self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+
+    def _was_pruned(self, trial: Trial) -> bool:
+        attrs = self.storage.get_trial_user_attrs(trial._trial_id)
+        return PRUNED_AT_ATTR in attrs
+
+    def _tell(self, trial: Trial, values: list[Any], seeds: list[int]) -> TrialState:
+        if KILLED_ATTR in self.storage.get_trial_user_attrs(trial._trial_id):
+            self._abandon(trial, requeue=True)
+            self.interrupted = True
+            return TrialState.FAIL
+        if self._was_pruned(trial):
+            self.study.tell(trial, state=TrialState.PRUNED)
+            log.info("Trial %d PRUNED at epoch %s %s", trial.number,
+                     self.storage.get_trial_user_attrs(trial._trial_id)[PRUNED_AT_ATTR],
+                     trial.params)
+            return TrialState.PRUNED
+        failures = [v for v in values if not _is_value(v)]
+        if failures or not values:
+            reason = failures[0] if failures else "no job ran"
+            trial.set_user_attr("error", str(reason)[:500] or type(reason).__name__)
+            self.study.tell(trial, state=TrialState.FAIL)
+            log.warning("Trial %d FAILED (%s) %s", trial.number, reason, trial.params)
+            return TrialState.FAIL
+        mean, attrs = aggregate_seed_values(values, seeds)
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        self.study.tell(trial, mean)
+        log.info("Trial %d COMPLETE value=%.6g %s", trial.number, mean, trial.params)
+        return TrialState.COMPLETE
+
+    # -- settings -----------------------------------------------------------------------
+    def _validated_settings(self) -> dict[str, Any]:
+        s = dict(self.settings)
+        if s["direction"] is None:
+            # Follow the metric the app monitors, so pruning and "best" agree with it.
+            assert self.config is not None
+            mode = OmegaConf.select(self.config, "trainer.mode", default="min")
+            s["direction"] = "maximize" if str(mode).lower() == "max" else "minimize"
+        if s["direction"] not in DIRECTIONS:
+            raise ConfigError(f"hydra.sweeper.direction: unknown direction {s['direction']!r}; "
+                              f"valid choices: {choices(DIRECTIONS)}")
+        for key in ("n_trials", "n_jobs"):
+            if not isinstance(s[key], int) or s[key] < 1:
+                raise ConfigError(f"hydra.sweeper.{key}: expected a positive integer, "
+                                  f"got {s[key]!r}")
+        seeds = s["seeds"] or []
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"hydra.sweeper.seeds: seeds must be distinct, got {seeds}")
+        return s
+
+    def _default_study_name(self, space: SearchSpace, s: dict[str, Any]) -> str:
+        """`<experiment_name>-<digest>`: the same command maps to the same study."""
+        assert self.config is not None
+        experiment = str(self.config.get("experiment_name") or "mlplab")
+        identity = {
+            "space": {name: repr(p.distribution) for name, p in sorted(space.params.items())},
+            "fixed": sorted(space.fixed),
+            "direction": s["direction"],
+            "seeds": s["seeds"] or [],
+        }
+        digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{experiment}-{digest}"
+
+
+def _outcome(result: JobReturn) -> Any:
+    """A job's return value, or the exception it raised."""
+    try:
+        return result.return_value
+    except Exception as error:  # the job failed; Hydra re-raises its exception here
+        return error
+
+
+def _is_value(value: Any) -> bool:
+    """A usable objective: a finite real number (NumPy scalars included), not a bool."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(float(value)))

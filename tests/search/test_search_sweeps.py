@@ -1,0 +1,157 @@
+"""End-to-end sweeps of the toy app: pruning, resume after a kill, seed groups.
+
+Every scenario runs under the basic launcher and under joblib with two trials per batch.
+The toy objective is deterministic and its optimum known (x=1, opt=b; see toy_app.py), so
+"the best configuration" is checked against that optimum, not against a recorded run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import time
+from collections import defaultdict
+
+import pytest
+from optuna.trial import TrialState
+from sweep_helpers import (
+    load_study,
+    read_log,
+    run_sweep,
+    summary,
+    sweep_command,
+    toy_env,
+)
+from toy_app import toy_loss
+
+SPACE = ["x=range(-2,4)", "opt=choice(a,b,c)"]
+OPTIMUM = {"x": 1, "opt": "b"}
+# A seeded TPE that finds the optimum in 8 trials with and without pruning, in batches of
+# one or two (so do seeds 1 and 3: the choice is not a fluke).
+TPE = ["hydra.sweeper.n_trials=8", "hydra.sweeper.sampler.seed=2",
+       "hydra.sweeper.sampler.n_startup_trials=4"]
+MEDIAN = ["hydra.sweeper.pruner.name=median", "hydra.sweeper.pruner.n_startup_trials=2",
+          "hydra.sweeper.pruner.n_warmup_steps=1"]
+LAUNCHERS = ["basic", "joblib"]
+
+
+def _epochs(records) -> int:
+    return sum(1 for r in records if "epoch" in r)
+
+
+def _results(records) -> list[dict]:
+    return [r for r in records if "result" in r]
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_pruning_saves_epochs_and_keeps_the_best(tmp_path, launcher):
+    plain, pruned = tmp_path / "plain", tmp_path / "pruned"
+    plain.mkdir(), pruned.mkdir()
+    run_sweep(plain, launcher, *SPACE, *TPE)
+    run_sweep(pruned, launcher, *SPACE, *TPE, *MEDIAN)
+
+    assert summary(plain)["best_trial"]["params"] == OPTIMUM
+    assert summary(pruned)["best_trial"]["params"] == OPTIMUM
+    assert _epochs(read_log(pruned)) < _epochs(read_log(plain)) == 8 * 10
+
+    study = load_study(pruned)
+    pruned_trials = study.get_trials(states=(TrialState.PRUNED,))
+    assert pruned_trials and len(study.trials) == 8
+    by_trial = defaultdict(list)
+    for record in read_log(pruned):
+        by_trial[record["trial"]].append(record)
+    for trial in pruned_trials:
+        epochs_run = _epochs(by_trial[trial.number])
+        # The job stopped at the epoch the pruner chose, and said why.
+        assert epochs_run == trial.user_attrs["pruned_at"] < 10
+        assert _results(by_trial[trial.number])[0]["stop_reason"] == "pruned"
+    for trial in study.get_trials(states=(TrialState.COMPLETE,)):
+        assert trial.value == pytest.approx(toy_loss(trial.params["x"], trial.params["opt"], 0, 10))
+    assert summary(pruned)["n_trials"]["pruned"] == len(pruned_trials)
+
+
+def _count(study, *states) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, launcher):
+    args = [*SPACE, "hydra.sweeper.n_trials=8", "hydra.sweeper.sampler.seed=0",
+            "epoch_seconds=0.04"]
+    process = subprocess.Popen(sweep_command(tmp_path, launcher, *args), env=toy_env(),
+                               cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if (tmp_path / "study.db").exists():
+                try:
+                    if _count(load_study(tmp_path), TrialState.COMPLETE) >= 3:
+                        break
+                except Exception:  # study not created yet
+                    pass
+            assert process.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    before = load_study(tmp_path)
+    complete_before = {t.number for t in before.get_trials(states=(TrialState.COMPLETE,))}
+    running_before = {t.number: t.params for t in before.get_trials(states=(TrialState.RUNNING,))}
+    assert 3 <= len(complete_before) < 8
+    log_lines_before = len(read_log(tmp_path))
+
+    run_sweep(tmp_path, launcher, *args)
+
+    after = load_study(tmp_path)
+    assert _count(after, TrialState.COMPLETE, TrialState.PRUNED) == 8
+    assert _count(after, TrialState.RUNNING, TrialState.WAITING) == 0
+    resumed_jobs = _results(read_log(tmp_path)[log_lines_before:])
+    assert len(resumed_jobs) == 8 - len(complete_before)
+    assert not {job["trial"] for job in resumed_jobs} & complete_before
+    # A trial the kill interrupted is marked FAIL and its configuration runs again.
+    trials = {t.number: t for t in after.trials}
+    for number, params in running_before.items():
+        assert trials[number].state == TrialState.FAIL
+        retries = [t for t in after.trials if t.user_attrs.get("retry_of") == number]
+        assert len(retries) == 1 and retries[0].params == params
+        assert retries[0].state == TrialState.COMPLETE
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_seed_groups_average_the_seeds(tmp_path, launcher):
+    n_trials = 2 if launcher == "joblib" else 3  # one batch of 2 x 3 jobs under joblib
+    run_sweep(tmp_path, launcher, *SPACE, f"hydra.sweeper.n_trials={n_trials}",
+              "hydra.sweeper.sampler.name=random", "hydra.sweeper.sampler.seed=0",
+              "hydra.sweeper.seeds=[0,1,2]", "epochs=3")
+    jobs = _results(read_log(tmp_path))
+    assert len(jobs) == n_trials * 3
+    groups = defaultdict(list)
+    for job in jobs:
+        groups[job["group"]].append(job)
+    assert sorted(groups) == [f"toy#{n}" for n in range(n_trials)]
+    study = load_study(tmp_path)
+    for trial in study.trials:
+        members = groups[f"toy#{trial.number}"]
+        assert sorted(m["seed"] for m in members) == [0, 1, 2]
+        assert {(m["x"], m["opt"]) for m in members} == {(trial.params["x"], trial.params["opt"])}
+        values = [m["result"] for m in members]
+        assert trial.value == pytest.approx(statistics.fmean(values))
+        assert trial.user_attrs["objective_std"] == pytest.approx(statistics.stdev(values))
+        assert trial.user_attrs["seed_values"] == {str(m["seed"]): m["result"] for m in members}
+
+
+def test_seed_groups_with_pruning_run_other_seeds_only_for_survivors(tmp_path):
+    run_sweep(tmp_path, "basic", *SPACE, "hydra.sweeper.n_trials=6",
+              "hydra.sweeper.sampler.name=random", "hydra.sweeper.sampler.seed=1",
+              "hydra.sweeper.seeds=[0,1]", *MEDIAN, "epochs=4")
+    study = load_study(tmp_path)
+    jobs = _results(read_log(tmp_path))
+    pruned = {t.number for t in study.get_trials(states=(TrialState.PRUNED,))}
+    assert pruned, "the scenario must prune something to test anything"
+    for trial in study.trials:
+        seeds = sorted(j["seed"] for j in jobs if j["trial"] == trial.number)
+        assert seeds == ([0] if trial.number in pruned else [0, 1])
