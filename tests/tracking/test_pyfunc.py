@@ -123,7 +123,7 @@ def test_directory_holds_data_not_code(tmp_path):
     assert "data/network/weights.npz" in files and "data/network/spec.json" in files
     with np.load(directory / "data/network/weights.npz", allow_pickle=False) as npz:
         np.testing.assert_array_equal(npz["W2"], model.state_dict()["W2"])
-        np.testing.assert_array_equal(npz["x_shift"], dataset.x_scaler.mean)
+        np.testing.assert_array_equal(npz["x_shift"], dataset.x_scaler.shift)
     info = mlflow.models.get_model_info(str(directory))
     assert info.flavors["python_function"]["loader_module"] == "mlplab.tracking.pyfunc_loader"
     assert info.signature.inputs.input_names() == ["a", "b"]
@@ -187,10 +187,13 @@ def test_affine_parameters_read_and_probed():
     shift, scale = pyfunc.affine_parameters(AffineByHand(), 3)
     np.testing.assert_allclose(shift, [3, 3, 3])
     np.testing.assert_allclose(scale, [2, 2, 2])
-    fitted = MaxScaler().fit(np.array([[1.0, 4.0], [2.0, 8.0]]))
-    shift, scale = pyfunc.affine_parameters(fitted, 2)
+    data = np.array([[1.0, 4.0], [2.0, 8.0], [0.0, 6.0]])
+    shift, scale = pyfunc.affine_parameters(MaxScaler().fit(data), 2)
     np.testing.assert_array_equal(shift, [0, 0])
     np.testing.assert_array_equal(scale, [8, 8])
+    shift, scale = pyfunc.affine_parameters(MinMaxScaler().fit(data), 2)
+    np.testing.assert_array_equal(shift, [0, 4])  # column minima
+    np.testing.assert_array_equal(scale, [2, 4])  # column ranges
     with pytest.raises(ValueError, match="not affine"):
         pyfunc.affine_parameters(LogScaler(), 2)
 

@@ -29,28 +29,26 @@ from mlplab.tracking.pyfunc_loader import (
 
 LOADER_MODULE = "mlplab.tracking.pyfunc_loader"
 ARTIFACT_PATH = "model"
-# (shift, scale) attribute pairs of mlplab.data.scalers, so that (x - shift) / scale repeats
-# the scaler's own arithmetic bit for bit; a shift of None means 0.
-_AFFINE_ATTRIBUTES = (("mean", "std"), ("minimum", "span"), (None, "scale"))
 
 
 def affine_parameters(scaler, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
     """(shift, scale) with scaler.transform(x) == (x - shift) / scale, per column.
 
-    mlplab's scalers are read directly; any other per-column affine scaler is probed through
-    `inverse_transform` at 0 and 1 and then checked on a random batch, so a non-affine
-    scaler is refused instead of being silently approximated.
+    mlplab's scalers carry `shift` (None: no shift) and `scale`, read directly so the model
+    repeats their arithmetic bit for bit; any other per-column affine scaler is probed
+    through `inverse_transform` at 0 and 1. Either way the result is checked on a random
+    batch, so a non-affine scaler is refused instead of being silently approximated.
     """
-    for shift_name, scale_name in _AFFINE_ATTRIBUTES:
-        scale = getattr(scaler, scale_name, None)
-        shift = getattr(scaler, shift_name, None) if shift_name else 0.0
-        if scale is not None and shift is not None:
-            return _full(shift, n_columns), _full(scale, n_columns)
-    zero = np.asarray(scaler.inverse_transform(np.zeros((1, n_columns))), dtype=np.float64)[0]
-    one = np.asarray(scaler.inverse_transform(np.ones((1, n_columns))), dtype=np.float64)[0]
-    shift, scale = zero, one - zero
+    if getattr(scaler, "scale", None) is not None and hasattr(scaler, "shift"):
+        shift = 0.0 if scaler.shift is None else scaler.shift
+        shift, scale = _full(shift, n_columns), _full(scaler.scale, n_columns)
+    else:
+        zero = np.asarray(scaler.inverse_transform(np.zeros((1, n_columns))), np.float64)[0]
+        one = np.asarray(scaler.inverse_transform(np.ones((1, n_columns))), np.float64)[0]
+        shift, scale = zero, one - zero
     probe = np.random.default_rng(0).normal(size=(8, n_columns)) * scale + shift
-    if not np.allclose(scaler.transform(probe), (probe - shift) / scale, rtol=1e-9, atol=1e-12):
+    expected = np.asarray(scaler.transform(probe), dtype=np.float64)
+    if not np.allclose(expected, (probe - shift) / scale, rtol=1e-9, atol=1e-12):
         raise ValueError(f"pyfunc: scaler {scaler!r} is not affine per column; cannot export it")
     return shift, scale
 
