@@ -50,3 +50,17 @@ def test_nullable_keys_accept_null(name, tmp_path):
     else:
         ds = load_dataset(name, seed=0, **dict.fromkeys(keys))
     assert ds.n_train > 0 and ds.X_val is None
+
+
+def test_default_data_dir_is_env_then_project_data(monkeypatch, tmp_path):
+    from mlplab.data import default_data_dir
+    from mlplab.errors import DataError
+
+    monkeypatch.setenv("MLPLAB_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert default_data_dir() == tmp_path / "elsewhere"
+    with pytest.raises(DataError, match=rf"^{tmp_path}/elsewhere/fashion_mnist: no such dir"):
+        load_dataset("fashion_mnist")
+    monkeypatch.delenv("MLPLAB_DATA_DIR")
+    project = Path(__file__).resolve().parents[2]
+    assert (project / "pyproject.toml").is_file()
+    assert default_data_dir() == project / "data"
