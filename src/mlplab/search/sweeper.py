@@ -18,6 +18,7 @@ import numbers
 from pathlib import Path
 from typing import Any
 
+import optuna
 from hydra.core.utils import JobReturn
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
@@ -55,6 +56,7 @@ class OptunaSweeperImpl(Sweeper):
 
         self.hydra_context = hydra_context
         self.config = config
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is logged here
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
