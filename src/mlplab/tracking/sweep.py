@@ -7,14 +7,16 @@ reads that file (`read_parent_run`) and tags its own run `mlflow.parentRunId`. M
 `nested=True` cannot do this: it links runs through the fluent API's in-process state,
 and sweep jobs run in other processes.
 
-When the sweep ends, the callback writes `children.csv`, names the best child on the
-parent (`best_run_id`, `best_<metric>`) and closes the parent: FAILED when every child
-failed, else FINISHED.
+When the sweep ends, the callback writes `children.csv` and the sweep plots, names the
+best child on the parent (`best_run_id`, `best_<metric>`) and closes the parent: FAILED
+when every child failed, else FINISHED. Hydra skips `on_multirun_end` when a job raises,
+so the same summary also runs at interpreter exit if the parent is still open.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import csv
 import json
 import logging
@@ -69,6 +71,7 @@ class MlflowSweepCallback(Callback):
         self.monitor = monitor
         self.mode = mode
         self.parent: dict | None = None
+        self._config: DictConfig | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if not logger_enabled(config):
@@ -83,6 +86,7 @@ class MlflowSweepCallback(Callback):
             tags={"git_commit": git_commit(), "overrides": overrides,
                   "mlflow.source.name": "mlplab", "mlplab.sweep_dir": str(sweep_dir.resolve()),
                   "mlplab.role": "sweep"})
+        self._config = config
         self.parent = {"run_id": run.info.run_id, "experiment_id": experiment_id,
                        "tracking_uri": client.tracking_uri}
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -91,17 +95,36 @@ class MlflowSweepCallback(Callback):
         atexit.register(self._close_unfinished)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        self._finalize(config)
+
+    def _close_unfinished(self) -> None:
+        """At exit, a parent still open means Hydra stopped early (a job raised, or ^C)."""
+        if self.parent is not None:
+            self._finalize(self._config, stopped=True)
+
+    def _finalize(self, config: DictConfig, stopped: bool = False) -> None:
         if self.parent is None:
             return
-        client = get_client(self.parent["tracking_uri"])
-        parent_id = self.parent["run_id"]
-        children = _children(client, self.parent)
+        parent, self.parent = self.parent, None
+        try:
+            self._summarize(config, parent, stopped)
+        except Exception:
+            log.exception("could not summarize the sweep's parent run")
+            with contextlib.suppress(Exception):
+                get_client(parent["tracking_uri"]).set_terminated(parent["run_id"], "FAILED")
+
+    def _summarize(self, config: DictConfig, parent: dict, stopped: bool) -> None:
+        client = get_client(parent["tracking_uri"])
+        parent_id = parent["run_id"]
+        children = _children(client, parent)
         monitor = self.monitor or _first(config, MONITOR_KEYS, None) or _default_monitor(children)
         mode = (self.mode or _first(config, MODE_KEYS, "min")).lower()
+        finished = [c for c in children if c.info.status == "FINISHED"]
         with tempfile.TemporaryDirectory(prefix="mlplab-sweep-") as staging:
             _write_children_csv(children, Path(staging) / "children.csv")
+            _draw_sweep_plots(finished, monitor, mode, Path(staging) / "plots",
+                              OmegaConf.select(config, "logger.plots", default=True))
             client.log_artifacts(parent_id, staging)
-        finished = [c for c in children if c.info.status == "FINISHED"]
         best = _best(finished, monitor, mode)
         tags = {"n_children": str(len(children)), "n_finished": str(len(finished)),
                 "monitor": monitor, "mode": mode}
@@ -111,26 +134,27 @@ class MlflowSweepCallback(Callback):
                          "best_run_name": best.info.run_name or "",
                          "best_overrides": best.data.tags.get("overrides", "")})
             client.log_metric(parent_id, f"best_{monitor}", value)
-        failed = bool(children) and all(c.info.status == "FAILED" for c in children)
+        status = "FINISHED"
         if not children:
-            tags["failure_reason"] = "the sweep produced no child runs"
-        elif failed:
-            tags["failure_reason"] = "every child run failed"
+            status, tags["failure_reason"] = "FAILED", "the sweep produced no child runs"
+        elif not finished and all(c.info.status == "FAILED" for c in children):
+            status, tags["failure_reason"] = "FAILED", "every child run failed"
+        elif stopped:
+            tags["stop_reason"] = "the sweep stopped early (a job raised or was interrupted)"
         for key, value in tags.items():
             client.set_tag(parent_id, key, value)
-        client.set_terminated(parent_id, "FAILED" if failed or not children else "FINISHED")
-        self.parent = None
+        client.set_terminated(parent_id, status)
 
-    def _close_unfinished(self) -> None:
-        if self.parent is None:
-            return
-        try:
-            client = get_client(self.parent["tracking_uri"])
-            client.set_tag(self.parent["run_id"], "failure_reason", "the sweep did not finish")
-            client.set_terminated(self.parent["run_id"], "KILLED")
-        except Exception:
-            log.exception("could not close the sweep's parent run")
-        self.parent = None
+
+def _draw_sweep_plots(children, monitor: str, mode: str, out_dir: Path, selection) -> None:
+    try:
+        from mlplab.tracking.plots_sweep import log_sweep_plots
+    except ImportError:
+        return
+    try:
+        log_sweep_plots(children, None, monitor, mode, out_dir, selection)
+    except Exception:
+        log.exception("drawing the sweep's plots failed")
 
 
 def _children(client, parent: dict) -> list:
