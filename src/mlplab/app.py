@@ -98,14 +98,11 @@ def build_model(cfg: DictConfig, dataset):
 
     arch, init = cfg.architecture, cfg.initializer
     out_activation, loss = output_head(cfg, dataset.task)
-    n_out = dataset.n_outputs
-    if dataset.task == "binary" and out_activation == "softmax":
-        n_out = 2  # one softmax unit per class
     hidden_activation = get_activation(arch.activation, **arch.activation_params)
     scheme = {k: init[k] for k in ("std", "a", "gain") if k in init}
     bias = {"zeros": "zeros", "same": "same"}.get(init.bias) or get_initializer(
         "constant", value=init.bias_value)
-    return MLP([dataset.n_features, *arch.hidden, n_out],
+    return MLP([dataset.n_features, *arch.hidden, dataset.n_outputs],
                [hidden_activation] * len(arch.hidden) + [out_activation], loss,
                dtype=cfg.trainer.dtype, weight_init=get_initializer(init.name, **scheme),
                bias_init=bias, seed=cfg.seed, rng="legacy" if init.legacy else None)
@@ -169,13 +166,14 @@ def _set_blas_threads(cfg: DictConfig, context: JobContext) -> None:
 
 def make_mlflow_run(cfg: DictConfig, context: JobContext, dataset, name: str):
     """The MlflowRun of this job (not yet open): a sweep's child when a parent exists."""
+    from mlplab.nn.threads import blas_threads_in_use
     from mlplab.tracking.run import MlflowRun
 
     logger = cfg.logger
+    tags = {**cfg.tags, "preset": context.preset, "blas_threads": str(blas_threads_in_use())}
     return MlflowRun(
         cfg.experiment_name, tracking_uri=logger.tracking_uri, run_name=name,
-        config=logged_config(cfg, dataset, name),
-        tags={**cfg.tags, "preset": context.preset}, overrides=context.overrides,
+        config=logged_config(cfg, dataset, name), tags=tags, overrides=context.overrides,
         parent_run_id=_parent_run_id(context), resume_run_id=cfg.trainer.resume,
         log_checkpoints=logger.log_checkpoints, dataset=dataset, plots=logger.plots,
         log_model=logger.log_model)

@@ -46,7 +46,9 @@ def _error(message: str) -> None:
     print(f"mlplab: error: {message}", file=sys.stderr)
 
 
-def _raise_usage(message: str):
+def raise_usage_error(message: str):
+    """For `argparse.ArgumentParser.error`: argparse prints the usage as well, and exits
+    before the one-line report; raising keeps every command-line error to one line."""
     raise ConfigError(message)
 
 
@@ -81,7 +83,7 @@ def train_main(args: list[str]) -> int:
                           "mlplab checkout (mlplab is meant to be installed with pip -e)")
     parser = get_args_parser()
     parser.prog = "mlplab train"
-    parser.error = _raise_usage  # argparse would print the usage too: keep to one line
+    parser.error = raise_usage_error
     parsed = parser.parse_args(args)
     informational = parsed.help or parsed.hydra_help or parsed.info or parsed.shell_completion
     if not informational and parsed.config_dir is None and parsed.experimental_rerun is None:

@@ -279,6 +279,15 @@ class TrainConfig:
     trial: TrialConfig = field(default_factory=TrialConfig)
 
 
+def compose_train(*overrides: str, hydra_node: bool = False):
+    """The config `mlplab train OVERRIDES` would run, for notebooks, scripts and tests
+    (`hydra_node=True` keeps Hydra's own node, with the group choices)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(conf_dir()), version_base="1.3", job_name="train"):
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra_node)
+
+
 SCHEMAS: dict[str, dict[str, type]] = {
     "architecture": {"mlp": ArchitectureConfig},
     "initializer": {
@@ -326,5 +335,5 @@ register_configs()
 
 from mlplab.config_validation import validate, validate_for_dataset  # noqa: E402
 
-__all__ = ["SCHEMAS", "TrainConfig", "conf_dir", "project_root", "register_configs",
-           "validate", "validate_for_dataset"]
+__all__ = ["SCHEMAS", "TrainConfig", "compose_train", "conf_dir", "project_root",
+           "register_configs", "validate", "validate_for_dataset"]

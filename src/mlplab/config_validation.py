@@ -79,13 +79,14 @@ def check_schema_keys(node, path: str = "") -> None:
     if not isinstance(node, DictConfig):
         return
     schema = OmegaConf.get_type(node)
+    keys = [k for k in node.keys() if path or k != "hydra"]  # Hydra's node, if composed in
     if schema is not None and dataclasses.is_dataclass(schema):
         declared = [f.name for f in dataclasses.fields(schema)]
-        for key in node.keys():
+        for key in keys:
             if key not in declared:
                 where = f"{path}.{key}" if path else str(key)
                 raise ConfigError(f"{where}: unknown key; valid keys: {choices(declared)}")
-    for key in node.keys():
+    for key in keys:
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
             check_schema_keys(child, f"{path}.{key}" if path else str(key))
@@ -257,6 +258,11 @@ def validate_for_dataset(cfg: DictConfig, dataset) -> None:
     if loss.startswith("softmax") and not classifier:
         raise ConfigError(f"architecture.loss: {loss!r} needs class labels, {dataset.name!r} "
                           f"is {dataset.task}; valid choices: mse, mse_half")
+    if dataset.task == "binary" and _canonical(activation) == "softmax":
+        # One output unit for two classes; a softmax over one unit is constant.
+        raise ConfigError(f"architecture.output_activation: 'softmax' needs a multiclass "
+                          f"dataset, {dataset.name!r} is binary (one output unit); valid "
+                          "choices: identity, sigmoid")
     splits = ["train", "test"] + (["val"] if dataset.n_val else [])
     names = ["loss"] + (["accuracy"] if classifier else []) + list(cfg.trainer.extra_metrics)
     available = [f"{s}_{n}" for s in splits for n in names]

@@ -1,0 +1,124 @@
+"""`mlplab ui`: the MLflow UI on the project's store, bound to 127.0.0.1.
+
+It starts `mlflow ui --backend-store-uri <store>`, waits until the server answers, then
+prints the runs-table URL of an experiment (`--experiment`, else the one with the latest
+run). The URL carries `workflowType=machine_learning`: MLflow 3's UI otherwise opens on its
+GenAI view, which has nothing to show for these runs. Ctrl-C (or SIGTERM) stops the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mlplab.cli import raise_usage_error
+from mlplab.errors import ConfigError, choices
+
+STARTUP_SECONDS = 120
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlplab ui", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--experiment", metavar="NAME", help="experiment whose runs to open")
+    parser.add_argument("--tracking-uri", default=None, help="the MLflow store to serve")
+    return parser
+
+
+def runs_url(host: str, port: int, experiment_id: str) -> str:
+    return (f"http://{host}:{port}/#/experiments/{experiment_id}/runs"
+            "?workflowType=machine_learning")
+
+
+def _experiment_id(client, name: str | None) -> str:
+    if name:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            known = [e.name for e in client.search_experiments()]
+            raise ConfigError(f"--experiment: no experiment {name!r} in the store; valid "
+                              f"choices: {choices(known) or '(none yet)'}")
+        return experiment.experiment_id
+    experiments = client.search_experiments()
+    latest = client.search_runs([e.experiment_id for e in experiments], max_results=1,
+                                order_by=["attributes.start_time DESC"]) if experiments else []
+    return latest[0].info.experiment_id if latest else "0"
+
+
+def _server_command(store: str, host: str, port: int) -> list[str]:
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
+               "--host", host, "--port", str(port), "--workers", "1"]
+    if store.startswith("sqlite:///"):  # artifacts of UI-made experiments next to the DB
+        database = Path(store.removeprefix("sqlite:///"))
+        command += ["--artifacts-destination", str(database.parent / "mlartifacts")]
+    return command
+
+
+def _wait_until_up(server: subprocess.Popen, host: str, port: int) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise ConfigError(f"--port: the MLflow UI exited at start (status "
+                              f"{server.returncode}); is port {port} already in use?")
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise ConfigError(f"--port: the MLflow UI did not answer on {host}:{port} within "
+                      f"{STARTUP_SECONDS} s")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def ui_main(argv: list[str]) -> int:
+    from mlplab.tracking.store import get_client, resolve_tracking_uri
+
+    parser = _parser()
+    parser.error = raise_usage_error
+    args = parser.parse_args(argv)
+    store = resolve_tracking_uri(args.tracking_uri)
+    if urlparse(store).scheme in ("http", "https"):
+        print(f"the store is an MLflow server already: open {store}")
+        return 0
+    client = get_client(store)  # creates the database when there is none yet
+    experiment_id = _experiment_id(client, args.experiment)
+    # A session of its own: the server's workers are stopped with it, as one group.
+    server = subprocess.Popen(_server_command(store, args.host, args.port),
+                              start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    try:
+        _wait_until_up(server, shown_host, args.port)
+        print(f"MLflow UI for {store}:\n{runs_url(shown_host, args.port, experiment_id)}",
+              flush=True)
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(server)
+        signal.signal(signal.SIGTERM, previous)
+    return 0

@@ -1,0 +1,56 @@
+"""`run_job`: what one job returns and records, run in this process without MLflow."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from threadpoolctl import threadpool_limits
+
+from mlplab import app
+from mlplab.app import JobContext, run_job, run_name
+from mlplab.config import compose_train
+from mlplab.nn.threads import blas_threads_in_use
+
+QUICK = ["logger=none", "dataset.n_samples=200", "trainer.epochs=5", "trainer.log_every=1"]
+
+
+def test_returns_the_monitored_metric_of_the_last_evaluation():
+    value = run_job(compose_train(*QUICK))
+    outcome = app.LAST_OUTCOME
+    assert outcome.status == "FINISHED" and outcome.run_id is None
+    assert value == outcome.metrics["test_loss"] and math.isfinite(value)
+    accuracy = run_job(compose_train(*QUICK, "trainer.monitor=test_accuracy", "trainer.mode=max"))
+    assert accuracy == app.LAST_OUTCOME.metrics["test_accuracy"]
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_a_diverging_run_returns_nan_and_says_why():
+    cfg = compose_train("logger=none", "dataset=sum_diff", "dataset.n_samples=200",
+                        "optimizer.lr=100", "trainer.epochs=30")
+    assert math.isnan(run_job(cfg))
+    outcome = app.LAST_OUTCOME
+    assert outcome.status == "FAILED"
+    assert "epoch" in outcome.reason and ("nan" in outcome.reason or "inf" in outcome.reason)
+
+
+def test_parallel_jobs_use_one_blas_thread():
+    with threadpool_limits(limits=2, user_api="blas"):  # restored on leaving
+        run_job(compose_train(*QUICK), JobContext(parallel=True))
+        assert blas_threads_in_use() == 1
+    with threadpool_limits(limits=2, user_api="blas"):
+        run_job(compose_train(*QUICK, "trainer.blas_threads=1"))
+        assert blas_threads_in_use() == 1
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    ([], "quick_moons"),
+    (["optimizer.lr=0.1", "seed=2"], "quick_moons/optimizer.lr=0.1,seed=2"),
+    (["logger.tracking_uri=sqlite:///x.db", "+tags.owner=me", "trainer.progress=true",
+      "architecture.hidden=[8,8]"], "quick_moons/architecture.hidden=[8,8]"),
+])
+def test_run_name_is_the_preset_and_the_overrides_that_change_the_model(overrides, expected):
+    cfg = compose_train("experiment=quick_moons", *overrides)
+    context = JobContext(preset="quick_moons", overrides=["experiment=quick_moons", *overrides])
+    assert run_name(cfg, context) == expected
+    assert run_name(compose_train("run_name=mine"), context) == "mine"
