@@ -124,6 +124,8 @@ def test_early_stop_is_tagged(uri):
         trainer.fit(ds)
     tags = get_client(uri).get_run(run.run_id).data.tags
     assert tags["stop_reason"] == "pruned by the test at epoch 3" and tags["pruned"] == "true"
+    assert tags["objective_metric"] == "test_loss"
+    assert tags["objective"] == repr(trainer.result.metrics["test_loss"])
 
 
 def test_a_resumed_run_continues_the_same_mlflow_run(uri, tmp_path):

@@ -82,3 +82,32 @@ def test_logger_none_makes_the_callback_do_nothing(uri, tmp_path):
     callback.on_multirun_end(config)
     assert not (tmp_path / "sweep").exists()
     assert _runs(uri) == []
+
+
+def test_the_best_child_is_judged_by_its_objective(uri, tmp_path):
+    from mlplab.tracking import MlflowRun
+    from mlplab.tracking.sweep import read_parent_run
+
+    sweep_dir = tmp_path / "sweep"
+    config = OmegaConf.create({"experiment_name": "sweep_test", "trainer": {"mode": "min"},
+                               "logger": {"name": "mlflow", "tracking_uri": uri, "plots": False},
+                               "hydra": {"sweep": {"dir": str(sweep_dir)},
+                                         "overrides": {"task": ["x=1,2"]}}})
+    callback = MlflowSweepCallback(monitor="test_loss")
+    callback.on_multirun_start(config)
+    parent = read_parent_run(sweep_dir)
+    ids = {}
+    # a: ends at 0.5 but its restored best weights scored 0.1; b: ends at 0.3
+    for name, last, objective in (("a", 0.5, 0.1), ("b", 0.3, None)):
+        with MlflowRun("sweep_test", tracking_uri=parent["tracking_uri"], run_name=name,
+                       parent_run_id=parent["run_id"]) as run:
+            run.log_metrics({"test_loss": last}, step=1)
+            if objective is not None:
+                run.set_tags({"objective": repr(objective), "objective_metric": "test_loss"})
+        ids[name] = run.run_id
+    callback.on_multirun_end(config)
+    summary = get_client(uri).get_run(parent["run_id"])
+    assert summary.info.status == "FINISHED"
+    assert summary.data.tags["best_run_id"] == ids["a"]
+    assert summary.data.tags["best_test_loss"] == "0.1"
+    assert summary.data.tags["n_children"] == "2"

@@ -18,12 +18,12 @@ from mlplab.nn import get_schedule
 from mlplab.training import EarlyStopping, Trainer, load_checkpoint
 
 
-def _worsening_fit(callbacks=(), **early):
+def _worsening_fit(callbacks=(), log_every=1, **early):
     """A run whose learning rate jumps 30x after epoch 30: the test loss bottoms out,
     then climbs. Returns (model, result)."""
     model, opt = regression_model(lr=0.05)
     schedule = get_schedule("step", 0.05, step_size=30, gamma=30.0)
-    trainer = Trainer(model, opt, epochs=80, log_every=1, schedule=schedule,
+    trainer = Trainer(model, opt, epochs=80, log_every=log_every, schedule=schedule,
                       early_stopping=EarlyStopping(**early) if early else None,
                       callbacks=list(callbacks))
     return model, trainer.fit(make_regression())
@@ -55,24 +55,27 @@ def test_early_stopping_without_restoring_keeps_the_last_weights():
 
 
 def _expected_stop(losses, patience, min_delta):
-    """Early stopping written out over a full run's loss curve: (stop epoch, best epoch)."""
-    gain, gain_epoch = None, None
+    """Early stopping written out over a full run's evaluations: (stop epoch, best epoch)."""
+    gain, stale = None, 0
     for epoch, value in losses:
         if gain is None or value < gain - min_delta:
-            gain, gain_epoch = value, epoch
-        elif epoch - gain_epoch >= patience:
+            gain, stale = value, 0
+            continue
+        stale += 1
+        if stale >= patience:
             seen = [(v, e) for e, v in losses if e <= epoch]
             return epoch, min(seen)[1]
     return None
 
 
-@pytest.mark.parametrize("patience, min_delta", [(2, 0.0), (2, 0.05), (4, 0.02)])
-def test_stopping_epoch_follows_patience_and_min_delta(patience, min_delta):
-    _, full = _worsening_fit()
+@pytest.mark.parametrize("patience, min_delta, log_every", [
+    (2, 0.0, 1), (2, 0.05, 1), (4, 0.02, 1), (2, 0.0, 3), (3, 0.1, 2)])
+def test_stopping_epoch_follows_patience_and_min_delta(patience, min_delta, log_every):
+    _, full = _worsening_fit(log_every=log_every)
     stop, best = _expected_stop(full.history["test_loss"], patience, min_delta)
     recorder = Recorder()
-    model, result = _worsening_fit([recorder], monitor="test_loss", patience=patience,
-                                   min_delta=min_delta)
+    model, result = _worsening_fit([recorder], log_every=log_every, monitor="test_loss",
+                                   patience=patience, min_delta=min_delta)
     assert (result.epochs_run, result.best_epoch) == (stop, best)
     np.testing.assert_array_equal(model.params[0], recorder.weights[best]["W1"])
 

@@ -215,6 +215,12 @@ class MlflowRun:
             tags["stop_reason"] = reason
             if status == "FINISHED":
                 tags["pruned"] = "true" if reason.lower().startswith("pruned") else "false"
+        result = getattr(self._trainer, "result", None)
+        objective = getattr(result, "objective", None)
+        if objective is not None and np.isfinite(objective):
+            # What the job returns to a sweeper; with restored best weights it is not the
+            # metric's last logged value, so the sweep summary reads it from here.
+            tags.update(objective=repr(float(objective)), objective_metric=result.monitor)
         if tags:
             self.set_tags(tags)
         if self._trainer is not None:

@@ -129,7 +129,7 @@ class MlflowSweepCallback(Callback):
         tags = {"n_children": str(len(children)), "n_finished": str(len(finished)),
                 "monitor": monitor, "mode": mode}
         if best is not None:
-            value = best.data.metrics[monitor]
+            value, best = best
             tags.update({"best_run_id": best.info.run_id, f"best_{monitor}": repr(value),
                          "best_run_name": best.info.run_name or "",
                          "best_overrides": best.data.tags.get("overrides", "")})
@@ -175,12 +175,22 @@ def _default_monitor(children) -> str:
     return "val_loss" if has_val else "test_loss"
 
 
+def _score(run, monitor: str) -> float:
+    """The child's objective for `monitor` (tag `objective`, set from the trainer's result),
+    else the metric's last logged value."""
+    tags = run.data.tags
+    if tags.get("objective_metric") == monitor and "objective" in tags:
+        return float(tags["objective"])
+    return run.data.metrics.get(monitor, math.nan)
+
+
 def _best(runs, monitor: str, mode: str):
-    scored = [r for r in runs if math.isfinite(r.data.metrics.get(monitor, math.nan))]
+    scored = [(_score(r, monitor), r) for r in runs]
+    scored = [(value, r) for value, r in scored if math.isfinite(value)]
     if not scored:
         return None
     pick = max if mode == "max" else min
-    return pick(scored, key=lambda r: r.data.metrics[monitor])
+    return pick(scored, key=lambda pair: pair[0])
 
 
 def _write_children_csv(children, path: Path) -> None:

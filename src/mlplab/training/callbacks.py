@@ -71,13 +71,16 @@ class Best:
 
 
 class EarlyStopping:
-    """Stop when `monitor` has not improved by more than `min_delta` for `patience` epochs.
+    """Stop when `monitor` has not improved by more than `min_delta` for `patience`
+    consecutive evaluations.
 
-    The metric is only known at evaluation epochs, so the check happens there: with
-    `log_every=100` and `patience=10` training stops at the first evaluation at least 10
-    epochs after the best one. With `restore_best_weights` the weights of the best
-    evaluation are put back when training finishes (not when it fails or is killed: a
-    killed run must resume from where it was).
+    The metric is only known at evaluation epochs, so patience counts evaluations, not
+    epochs: with `log_every=100` and `patience=10` training stops 1000 epochs after the
+    last real improvement. That keeps one patience setting meaningful whatever the run
+    length, since `log_every="auto"` spreads ~1000 evaluations over any number of epochs.
+    With `restore_best_weights` the weights of the best evaluation are put back when
+    training finishes (not when it fails or is killed: a killed run must resume from
+    where it was).
     """
 
     def __init__(self, monitor: str | None = None, mode: str | None = None, patience: int = 10,

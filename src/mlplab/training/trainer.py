@@ -110,6 +110,7 @@ class Trainer:
         self.handle_signals = handle_signals
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.epoch = 0  # the last completed epoch
+        self.result: TrainResult | None = None
         self._stop_reason: str | None = None
         self._signal: str | None = None
         self._halt = False  # the one flag the epoch loop reads
@@ -150,6 +151,7 @@ class Trainer:
             finally:
                 bar.close()
         result.seconds = time.perf_counter() - started
+        self.result = result  # readable by on_train_end hooks
         for hook in hooks["on_train_end"]:
             hook(result.status, result.reason)
         return result
@@ -178,6 +180,7 @@ class Trainer:
         self._best = Best(self.mode)
         self._es_best = Best(es.mode or self.mode, es.min_delta) if es else None
         self._es_top = Best(es.mode or self.mode) if es else None
+        self._es_stale = 0  # evaluations since the last improvement by more than min_delta
         self._es_monitor = es_monitor
         self._best_state: dict | None = None
         self._best_metrics: dict = {}
@@ -309,17 +312,19 @@ class Trainer:
             hook(epoch, metrics)
 
     def _early_stopping_check(self, epoch: int, metrics: dict) -> None:
-        """Patience counts from the last gain larger than min_delta; the weights kept are
-        those of the best value, whatever the size of the gain that reached it."""
+        """Patience counts evaluations since the last gain larger than min_delta; the
+        weights kept are those of the best value, whatever the gain that reached it."""
         es, value = self.early_stopping, metrics[self._es_monitor]
         if self._es_top.update(epoch, value) and es.restore_best_weights:
             self._best_state = self.model.state_dict()
-        best = self._es_best
-        if not best.update(epoch, value) and best.epoch is not None \
-                and epoch - best.epoch >= es.patience:
+        if self._es_best.update(epoch, value):
+            self._es_stale = 0
+            return
+        self._es_stale += 1
+        if self._es_stale >= es.patience:
             self.request_stop(f"early stopping: {self._es_monitor} did not improve for "
-                              f"{epoch - best.epoch} epochs (best {self._es_top.value:.6g} at "
-                              f"epoch {self._es_top.epoch})")
+                              f"{self._es_stale} evaluations (best {self._es_top.value:.6g} "
+                              f"at epoch {self._es_top.epoch})")
 
     # ----------------------------------------------------------------- ending, checkpoints
     def _finish(self, splits) -> TrainResult:
@@ -364,8 +369,8 @@ class Trainer:
         meta = {"rng": rng_state(self._rng) if self.shuffle else None,
                 "schedule": self.schedule.state_dict() if self.schedule else None,
                 "best": self._best.state(), "best_metrics": self._best_metrics,
-                "early_stopping": [self._es_best.state(), self._es_top.state()]
-                if self._es_best else None,
+                "early_stopping": [self._es_best.state(), self._es_top.state(),
+                                   self._es_stale] if self._es_best else None,
                 "history": self.history, "metrics": self.metrics, "stop": self._stop_reason,
                 "fresh_metric": self._fresh_metric}
         return Checkpoint(epoch, self.model.state_dict(), self.optimizer.state_dict(),
@@ -389,6 +394,7 @@ class Trainer:
         if self._es_best is not None and meta.get("early_stopping"):
             self._es_best.load(meta["early_stopping"][0])
             self._es_top.load(meta["early_stopping"][1])
+            self._es_stale = meta["early_stopping"][2]
             best = {k[5:]: v for k, v in state.arrays.items() if k.startswith("best/")}
             self._best_state = best or None
         self.history = {k: [tuple(p) for p in v] for k, v in meta.get("history", {}).items()}
