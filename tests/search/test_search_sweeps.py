@@ -155,3 +155,27 @@ def test_seed_groups_with_pruning_run_other_seeds_only_for_survivors(tmp_path):
     for trial in study.trials:
         seeds = sorted(j["seed"] for j in jobs if j["trial"] == trial.number)
         assert seeds == ([0] if trial.number in pruned else [0, 1])
+
+
+def test_grid_sampler_visits_each_point_once_and_stops(tmp_path):
+    run_sweep(tmp_path, "basic", "x=range(2)", "opt=choice(a,b)", "hydra.sweeper.n_trials=10",
+              "hydra.sweeper.sampler.name=grid", "epochs=2")
+    study = load_study(tmp_path)
+    points = sorted((t.params["x"], t.params["opt"]) for t in study.trials)
+    assert points == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
+
+
+def test_failed_trials_do_not_count_and_too_many_stop_the_sweep(tmp_path):
+    # opt=c returns NaN: those trials FAIL and the sweep goes on until 3 trials complete.
+    run_sweep(tmp_path, "basic", "x=choice(0)", "opt=choice(a,c)", "nan_opt=c", "epochs=2",
+              "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.name=random",
+              "hydra.sweeper.sampler.seed=0", "hydra.sweeper.max_failures=20", study="some_fail")
+    study = load_study(tmp_path, "some_fail")
+    assert _count(study, TrialState.COMPLETE) == 3
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert failed and all(t.params["opt"] == "c" for t in failed)
+    # Every trial fails: the sweep gives up after max_failures instead of looping forever.
+    run_sweep(tmp_path, "basic", "x=choice(0)", "opt=choice(c)", "nan_opt=c", "epochs=2",
+              "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failures=2", study="all_fail")
+    study = load_study(tmp_path, "all_fail")
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]

@@ -60,6 +60,8 @@ def main(cfg: DictConfig) -> float:
             callback.on_epoch_end(epoch, {"loss": loss})
         if trainer.stop_reason is not None:
             break
+    if cfg.opt == cfg.nan_opt:
+        loss = float("nan")
     _append(cfg.log_file, {**ident, "result": loss, "stop_reason": trainer.stop_reason})
     return loss
 

@@ -33,7 +33,7 @@ def make_sampler(
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
         assert grid is not None
-        return optuna.samplers.GridSampler(grid, seed=seed)
+        return _AskTellGridSampler(grid, seed=seed)
     if name == "cmaes":
         try:
             import cmaes  # noqa: F401  (optuna's CmaEsSampler needs it at sampling time)
@@ -90,3 +90,12 @@ def make_pruner(settings: dict[str, Any]) -> optuna.pruners.BasePruner:
         )
     raise ConfigError(f"hydra.sweeper.pruner.name: unknown pruner {name!r}; "
                       f"valid choices: {choices(PRUNERS)}")
+
+
+class _AskTellGridSampler(optuna.samplers.GridSampler):
+    """GridSampler whose only after-trial duty, `study.stop()` once the grid is covered,
+    is left out: it is legal only inside `study.optimize`, and the sweeper already caps
+    the number of trials at the size of the grid."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass

@@ -209,8 +209,8 @@ class OptunaSweeperImpl(Sweeper):
             return TrialState.PRUNED
         failures = [v for v in values if not _is_value(v)]
         if failures or not values:
-            reason = failures[0] if failures else "no job ran"
-            trial.set_user_attr("error", str(reason)[:500] or type(reason).__name__)
+            reason = _describe(failures[0]) if failures else "no job ran"
+            trial.set_user_attr("error", reason[:500])
             self.study.tell(trial, state=TrialState.FAIL)
             log.warning("Trial %d FAILED (%s) %s", trial.number, reason, trial.params)
             return TrialState.FAIL
@@ -261,6 +261,12 @@ def _outcome(result: JobReturn) -> Any:
         return result.return_value
     except Exception as error:  # the job failed; Hydra re-raises its exception here
         return error
+
+
+def _describe(outcome: Any) -> str:
+    if isinstance(outcome, BaseException):
+        return f"{type(outcome).__name__}: {outcome}"
+    return f"objective {outcome!r}"
 
 
 def _is_value(value: Any) -> bool:
