@@ -79,6 +79,19 @@ def test_in_place_and_out_buffers_give_the_same_numbers(name, params):
 
 
 @pytest.mark.parametrize(("name", "params"), SPECS)
+def test_backward_reads_Z_only_when_it_says_so(name, params):
+    """Layers let A overwrite Z when backward_reads_Z is False, so Z must not matter then."""
+    act = get_activation(name, **params)
+    Z, dA = _inputs(seed=5)
+    A = act.forward(Z).copy()
+    garbage = 0.37 - Z
+    if act.backward_reads_Z:
+        assert not np.allclose(act.backward(garbage, A, dA), act.backward(Z, A, dA))
+    else:
+        assert np.array_equal(act.backward(garbage, A, dA), act.backward(Z, A, dA))
+
+
+@pytest.mark.parametrize(("name", "params"), SPECS)
 def test_float32_stays_float32(name, params):
     act = get_activation(name, **params)
     Z, dA = (x.astype(np.float32) for x in _inputs(seed=3))

@@ -19,12 +19,25 @@ def _problem(seed=0, scale=1.0):
     return params, grads
 
 
-def _run(name, params, grads, **kwargs):
-    params = [p.copy() for p in params]
+def _tiled(arrays):
+    """Copies of `arrays` as consecutive views of one flat buffer (the layout of MLP.params,
+    which optimizers update in one pass)."""
+    flat = np.concatenate([a.ravel() for a in arrays])
+    views, offset = [], 0
+    for a in arrays:
+        views.append(flat[offset:offset + a.size].reshape(a.shape))
+        offset += a.size
+    return views
+
+
+def _run(name, params, grads, layout="separate", **kwargs):
+    """Params after each step. layout: separate arrays, "flat" params and grads, or
+    "flat_params" (flat params, separate grads)."""
+    params = _tiled(params) if layout != "separate" else [p.copy() for p in params]
     opt = get_optimizer(name, params, LR, **kwargs)
     history = []
     for gs in grads:
-        opt.step([g.copy() for g in gs])
+        opt.step(_tiled(gs) if layout == "flat" else [g.copy() for g in gs])
         history.append([p.copy() for p in params])
     return history
 
@@ -125,10 +138,12 @@ def test_every_optimizer_has_a_hand_written_case():
     assert {name for name, *_ in CASES} == set(OPTIMIZERS)
 
 
+@pytest.mark.parametrize("layout", ["separate", "flat", "flat_params"])
 @pytest.mark.parametrize(("name", "kwargs", "update"), CASES)
-def test_first_steps_follow_the_update_equations(name, kwargs, update):
+def test_first_steps_follow_the_update_equations(name, kwargs, update, layout):
     params, grads = _problem()
-    actual, expected = _run(name, params, grads, **kwargs), _reference(params, grads, update)
+    actual = _run(name, params, grads, layout=layout, **kwargs)
+    expected = _reference(params, grads, update)
     for step_actual, step_expected in zip(actual, expected, strict=True):
         for a, e in zip(step_actual, step_expected, strict=True):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-14)
@@ -146,10 +161,11 @@ def test_plain_sgd_is_p_minus_lr_times_g_bit_for_bit():
                                               ("momentum", _sgd(momentum=0.9))])
 @pytest.mark.parametrize("clip", [{"clip_norm": 1.5}, {"clip_value": 0.4},
                                   {"clip_norm": 0.5, "clip_value": 0.4}])
-def test_gradient_clipping(name, update, clip):
+@pytest.mark.parametrize("layout", ["separate", "flat"])
+def test_gradient_clipping(name, update, clip, layout):
     params, grads = _problem(2, scale=0.5)
     grads[1] = [g * 10 for g in grads[1]]  # clipping bites on this step, maybe not the others
-    actual = _run(name, params, grads, **clip)
+    actual = _run(name, params, grads, layout=layout, **clip)
     expected = _reference(params, grads, update, **clip)
     unclipped = _reference(params, grads, update)
     for step_a, step_e in zip(actual, expected, strict=True):
@@ -165,18 +181,20 @@ def test_clip_norm_leaves_small_gradients_alone():
     assert all(np.array_equal(a, e) for a, e in zip(actual[-1], expected[-1], strict=True))
 
 
+@pytest.mark.parametrize("layout", ["separate", "flat"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_state_dict_resume_continues_exactly(name):
+def test_state_dict_resume_continues_exactly(name, layout):
     params, grads = _problem(4)
     straight = _run(name, params, grads, weight_decay=0.01)[-1]
-    first = [p.copy() for p in params]
+    first = _tiled(params) if layout == "flat" else [p.copy() for p in params]
     opt = get_optimizer(name, first, LR, weight_decay=0.01, param_names=["W1", "b1"])
     for gs in grads[:2]:
         opt.step([g.copy() for g in gs])
     state = opt.state_dict()
     assert state["step"] == 2 and all(
         k in ("step", "lr") or k.endswith((".W1", ".b1")) for k in state)
-    resumed = [p.copy() for p in first]
+    assert all(state[k].shape == params[k.endswith(".b1")].shape for k in state if "." in k)
+    resumed = _tiled(first) if layout == "flat" else [p.copy() for p in first]
     fresh = get_optimizer(name, resumed, LR, weight_decay=0.01, param_names=["W1", "b1"])
     fresh.load_state_dict(state)
     fresh.step([g.copy() for g in grads[2]])

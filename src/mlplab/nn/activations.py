@@ -26,10 +26,33 @@ def _target(Z: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return out
 
 
+_ZEROS: dict[tuple, np.ndarray] = {}
+
+
+def _zeros_like(Z: np.ndarray) -> np.ndarray:
+    """A cached read-only array of zeros shaped like Z.
+
+    np.maximum(Z, 0) with a scalar runs a slow broadcast loop (about 4x slower than with a
+    full-size contiguous operand), and allocating np.zeros each call costs a memset; a
+    cached array gives the fast loop and the tutorials' exact operation for free.
+    """
+    key = (Z.shape, Z.dtype)
+    zeros = _ZEROS.get(key)
+    if zeros is None:
+        if len(_ZEROS) >= 32:  # many shapes seen (evaluation sizes): start over
+            _ZEROS.clear()
+        zeros = _ZEROS[key] = np.zeros(Z.shape, dtype=Z.dtype)
+        zeros.flags.writeable = False
+    return zeros
+
+
 class Activation(Named):
-    """Base class; `name` is the registry key and `params()` the constructor arguments."""
+    """Base class; `name` is the registry key and `params()` the constructor arguments.
+    `backward_reads_Z` says whether backward needs Z; when it does not, a layer may let A
+    overwrite Z (smaller working set, which keeps small networks in cache)."""
 
     name = "activation"
+    backward_reads_Z = False
 
     def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
@@ -70,17 +93,19 @@ class ReLU(Activation):
     name = "relu"
 
     def forward(self, Z, out=None):
-        return np.maximum(Z, 0, out=out)
+        return np.maximum(Z, _zeros_like(Z), out=out)
 
     def backward(self, Z, A, dA, out=None):
         # dA * 1.0 or dA * 0.0: the same numbers as the tutorials' dA * max(sign(A), 0).
-        return np.multiply(dA, A > 0, out=out)
+        # (Read as uint8, the mask takes a faster mixed-type loop than as bool.)
+        return np.multiply(dA, (A > 0).view(np.uint8), out=out)
 
 
 class LeakyReLU(_WithAlpha):
     """Z for Z > 0, alpha*Z otherwise (slope alpha at Z = 0, as PyTorch); alpha 0.01."""
 
     name = "leaky_relu"
+    backward_reads_Z = True
     default_alpha = 0.01
 
     def forward(self, Z, out=None):
@@ -99,6 +124,7 @@ class ELU(_WithAlpha):
     A + alpha."""
 
     name = "elu"
+    backward_reads_Z = True
     default_alpha = 1.0
 
     def forward(self, Z, out=None):
@@ -122,6 +148,7 @@ class GELU(Activation):
     """
 
     name = "gelu"
+    backward_reads_Z = True
     _C = math.sqrt(2.0 / math.pi)
     _K = 0.044715
 
@@ -194,6 +221,7 @@ class Softplus(Activation):
     differ by less than 2.1e-9 there."""
 
     name = "softplus"
+    backward_reads_Z = True
 
     def forward(self, Z, out=None):
         soft = np.abs(Z)

@@ -27,24 +27,34 @@ MAX_CACHED_BATCH_SIZES = 4  # a training batch, the last partial batch, and eval
 @dataclass
 class _Buffers:
     Z: np.ndarray
-    A: np.ndarray  # the same array as Z for the identity activation
+    A: np.ndarray  # the same array as Z when A may overwrite Z (see Dense)
     dA_prev: np.ndarray | None  # gradient for the previous layer, None for the first layer
 
 
 class Dense:
     """A fully connected layer. `input_grad=False` (the first layer of a network) skips
-    computing the gradient with respect to the input, which nobody needs."""
+    computing the gradient with respect to the input, which nobody needs.
+
+    Unless `keep_Z` is set, A overwrites Z in place when the activation's backward does
+    not read Z (identity, relu, sigmoid, tanh, softmax); `Z` then returns A. A model keeps
+    Z of its output layer, which the cross-entropy losses read (they work from logits).
+    """
 
     def __init__(self, n_in: int, n_out: int, activation: str | Activation = "identity",
-                 dtype="float64", input_grad: bool = True):
+                 dtype="float64", input_grad: bool = True, storage=None, keep_Z: bool = False):
+        """`storage`: optional (W, b, dW, db) arrays of the right shapes and dtype to use
+        instead of fresh ones (`MLP` passes views into one flat buffer)."""
         self.dtype = resolve_dtype(dtype)
         self.n_in, self.n_out = int(n_in), int(n_out)
         self.activation = get_activation(activation)
         self.input_grad = input_grad
-        self.W = np.zeros((self.n_out, self.n_in), dtype=self.dtype)
-        self.b = np.zeros((self.n_out, 1), dtype=self.dtype)
-        self.dW = np.zeros_like(self.W)
-        self.db = np.zeros_like(self.b)
+        self._identity = isinstance(self.activation, Identity)
+        self._in_place = self._identity or not (keep_Z or self.activation.backward_reads_Z)
+        if storage is None:
+            W = np.zeros((self.n_out, self.n_in), dtype=self.dtype)
+            b = np.zeros((self.n_out, 1), dtype=self.dtype)
+            storage = (W, b, np.zeros_like(W), np.zeros_like(b))
+        self.W, self.b, self.dW, self.db = storage
         self._buffers: dict[int, _Buffers] = {}
         self._A_prev: np.ndarray | None = None
         self._current: _Buffers | None = None
@@ -56,7 +66,7 @@ class Dense:
             if len(self._buffers) >= MAX_CACHED_BATCH_SIZES:
                 del self._buffers[next(iter(self._buffers))]
             Z = np.empty((self.n_out, n), dtype=self.dtype)
-            A = Z if isinstance(self.activation, Identity) else np.empty_like(Z)
+            A = Z if self._in_place else np.empty_like(Z)
             dA_prev = np.empty((self.n_in, n), dtype=self.dtype) if self.input_grad else None
             found = self._buffers[n] = _Buffers(Z, A, dA_prev)
         return found
@@ -66,7 +76,7 @@ class Dense:
         buf = self.buffers(A_prev.shape[1])
         np.dot(self.W, A_prev, out=buf.Z)
         np.add(buf.Z, self.b, out=buf.Z)
-        if buf.A is not buf.Z:
+        if not self._identity:
             self.activation.forward(buf.Z, out=buf.A)
         self._A_prev, self._current = A_prev, buf
         return buf.A
@@ -84,15 +94,17 @@ class Dense:
         buf = self._current
         return self.activation.backward(buf.Z, buf.A, dA, out=dA)
 
-    def backward(self, dZ: np.ndarray) -> np.ndarray | None:
+    def backward(self, dZ: np.ndarray, divide: bool = True) -> np.ndarray | None:
         """Fill self.dW, self.db from dZ and the last forward's input; return dA_prev
-        (a work buffer) or None when `input_grad` is False."""
+        (a work buffer) or None when `input_grad` is False. With divide=False the two sums
+        are left undivided by n (the caller divides all gradients at once)."""
         A_prev, buf = self._A_prev, self._current
-        n = dZ.shape[1]
         np.dot(dZ, A_prev.T, out=self.dW)
-        np.divide(self.dW, n, out=self.dW)
-        np.sum(dZ, axis=1, keepdims=True, out=self.db)
-        np.divide(self.db, n, out=self.db)
+        np.add.reduce(dZ, axis=1, keepdims=True, out=self.db)
+        if divide:
+            n = dZ.shape[1]
+            np.divide(self.dW, n, out=self.dW)
+            np.divide(self.db, n, out=self.db)
         if buf.dA_prev is None:
             return None
         return np.dot(self.W.T, dZ, out=buf.dA_prev)

@@ -60,22 +60,38 @@ class MLP:
         acts = [get_activation(a) for a in activations]
         self.loss_fn = get_loss(loss)
         _check_output(self.loss_fn, acts[-1], self.sizes[-1])
-        self.layers = [Dense(n_in, n_out, act, self.dtype, input_grad=i > 0)
-                       for i, (n_in, n_out, act) in
-                       enumerate(zip(self.sizes[:-1], self.sizes[1:], acts, strict=True))]
-        self.params: list[np.ndarray] = []
-        self.grads: list[np.ndarray] = []
-        self.param_names: list[str] = []
-        for i, layer in enumerate(self.layers, start=1):
-            self.params += [layer.W, layer.b]
-            self.grads += [layer.dW, layer.db]
-            self.param_names += [f"W{i}", f"b{i}"]
+        self._allocate_parameters(acts)
         values = init_params(self.sizes, weight_init, bias_init,
                              seed if rng is None else rng, self.dtype)
         for param, value in zip(self.params, values, strict=True):
             param[...] = value
         self._delta: dict[int, np.ndarray] = {}
         self._X: np.ndarray | None = None
+
+    def _allocate_parameters(self, acts: list[Activation]) -> None:
+        """Build the layers with W, b, dW, db as views into two flat buffers, in the order
+        of `params`. Element-wise updates can then run once over the whole flat buffer
+        (optimizers detect this), which matters for small networks where the cost of a
+        NumPy call, not the arithmetic, dominates."""
+        shapes = [shape for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
+                  for shape in ((n_out, n_in), (n_out, 1))]
+        total = sum(rows * cols for rows, cols in shapes)
+        self.flat_params = np.zeros(total, dtype=self.dtype)
+        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self.params, self.grads, offset = [], [], 0
+        for rows, cols in shapes:
+            end = offset + rows * cols
+            self.params.append(self.flat_params[offset:end].reshape(rows, cols))
+            self.grads.append(self.flat_grads[offset:end].reshape(rows, cols))
+            offset = end
+        self.layers = [
+            Dense(n_in, n_out, act, self.dtype, input_grad=i > 0,
+                  storage=(*self.params[2 * i:2 * i + 2], *self.grads[2 * i:2 * i + 2]),
+                  keep_Z=i == len(acts) - 1)
+            for i, (n_in, n_out, act) in
+            enumerate(zip(self.sizes[:-1], self.sizes[1:], acts, strict=True))]
+        self.param_names = [f"{kind}{i}" for i in range(1, len(self.layers) + 1)
+                            for kind in ("W", "b")]
 
     # ----------------------------------------------------------------------------- passes
     @property
@@ -126,9 +142,11 @@ class MLP:
             delta = self._delta[n] = np.empty_like(last.Z)
         dZ = self.loss_fn.delta(last.Z, last.A, Y, activation=last.activation, out=delta)
         for i in range(len(self.layers) - 1, -1, -1):
-            dA = self.layers[i].backward(dZ)
+            dA = self.layers[i].backward(dZ, divide=False)
             if dA is not None:
                 dZ = self.layers[i - 1].activation_backward(dA)
+        # one division of every gradient by n, after its matmul or sum, as the convention says
+        np.divide(self.flat_grads, n, out=self.flat_grads)
 
     def train_step(self, X: np.ndarray, Y: np.ndarray, optimizer,
                    return_loss: bool = False) -> float | None:

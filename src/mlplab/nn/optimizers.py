@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
-from mlplab.errors import ConfigError, DataError, choices
+from mlplab.errors import ConfigError
 from mlplab.nn._registry import check_kwargs, lookup, positive_number, require
-from mlplab.nn.clipping import clip_grad_norm, clip_grad_value
+from mlplab.nn.optimizer_base import Optimizer
 
 COMMON_KWARGS = ("weight_decay", "clip_norm", "clip_value", "param_names")
 
@@ -29,89 +29,6 @@ def _fraction(key: str, value) -> float:
     value = positive_number(key, value, allow_zero=True)
     require(value < 1.0, key, value, "in [0, 1)")
     return value
-
-
-class Optimizer:
-    """Base class: holds params, lr (settable, e.g. by a schedule), step count `t`, and one
-    state array per param for each name in `slots`."""
-
-    name = "optimizer"
-    slots: tuple[str, ...] = ()
-    decoupled_weight_decay = False
-
-    def __init__(self, params, lr: float, *, weight_decay: float = 0.0,
-                 clip_norm: float | None = None, clip_value: float | None = None,
-                 param_names: list[str] | None = None):
-        self.params = list(params)
-        self.lr = lr
-        self.weight_decay = positive_number("optimizer.weight_decay", weight_decay,
-                                            allow_zero=True)
-        self.clip_norm = None if clip_norm is None else positive_number(
-            "optimizer.clip_norm", clip_norm)
-        self.clip_value = None if clip_value is None else positive_number(
-            "optimizer.clip_value", clip_value)
-        self.param_names = ([str(i) for i in range(len(self.params))]
-                            if param_names is None else list(param_names))
-        require(len(self.param_names) == len(self.params), "optimizer.param_names",
-                param_names, f"one name per parameter ({len(self.params)})")
-        self.t = 0
-        self.state = {slot: [np.zeros_like(p) for p in self.params] for slot in self.slots}
-        self._scratch = [np.empty_like(p) for p in self.params]
-
-    @property
-    def lr(self) -> float:
-        return self._lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self._lr = positive_number("optimizer.lr", value)
-
-    def step(self, grads: list[np.ndarray]) -> None:
-        """Update every param in place from its gradient (the grads are overwritten)."""
-        if self.clip_value is not None:
-            clip_grad_value(grads, self.clip_value)
-        if self.clip_norm is not None:
-            clip_grad_norm(grads, self.clip_norm)
-        self.t += 1
-        lr, wd = self._lr, self.weight_decay
-        for i, (p, g, scratch) in enumerate(zip(self.params, grads, self._scratch, strict=True)):
-            if wd:
-                if self.decoupled_weight_decay:
-                    p *= 1.0 - lr * wd
-                else:
-                    np.multiply(p, wd, out=scratch)
-                    g += scratch
-            self._update(i, p, g, scratch, lr)
-
-    def _update(self, i: int, p: np.ndarray, g: np.ndarray, scratch: np.ndarray,
-                lr: float) -> None:
-        raise NotImplementedError
-
-    def state_dict(self) -> dict:
-        """{"step": int, "lr": float, "<slot>.<param name>": array, ...} (np.savez-ready)."""
-        out: dict = {"step": self.t, "lr": self._lr}
-        for slot, arrays in self.state.items():
-            for name, array in zip(self.param_names, arrays, strict=True):
-                out[f"{slot}.{name}"] = array.copy()
-        return out
-
-    def load_state_dict(self, state) -> None:
-        expected = {"step", "lr"} | {f"{s}.{n}" for s in self.state for n in self.param_names}
-        if set(state) != expected:
-            raise DataError(f"optimizer state: keys {sorted(set(state) ^ expected)} do not match "
-                            f"this {self.name} optimizer; valid keys: {choices(expected)}")
-        for slot, arrays in self.state.items():
-            for name, array in zip(self.param_names, arrays, strict=True):
-                value = np.asarray(state[f"{slot}.{name}"])
-                if value.shape != array.shape:
-                    raise DataError(f"optimizer state: {slot}.{name} has shape {value.shape}, "
-                                    f"expected {array.shape}")
-                np.copyto(array, value, casting="same_kind")
-        self.t = int(state["step"])
-        self.lr = float(state["lr"])
-
-    def __repr__(self) -> str:
-        return f"{self.name}(lr={self._lr}, weight_decay={self.weight_decay})"
 
 
 class SGD(Optimizer):
@@ -132,7 +49,7 @@ class SGD(Optimizer):
 
     def _update(self, i, p, g, scratch, lr):
         if self.momentum:
-            buf = self.state["momentum_buffer"][i]
+            buf = self._unit_state["momentum_buffer"][i]
             buf *= self.momentum
             buf += g
             if self.nesterov:
@@ -176,13 +93,13 @@ class RMSProp(Optimizer):
         super().__init__(params, lr, **common)
 
     def _update(self, i, p, g, scratch, lr):
-        square_avg = self.state["square_avg"][i]
+        square_avg = self._unit_state["square_avg"][i]
         square_avg *= self.alpha
         np.multiply(g, g, out=scratch)
         scratch *= 1.0 - self.alpha
         square_avg += scratch
         if self.centered:
-            grad_avg = self.state["grad_avg"][i]
+            grad_avg = self._unit_state["grad_avg"][i]
             grad_avg *= self.alpha
             np.multiply(g, 1.0 - self.alpha, out=scratch)
             grad_avg += scratch
@@ -194,7 +111,7 @@ class RMSProp(Optimizer):
         scratch += self.eps
         np.divide(g, scratch, out=scratch)
         if self.momentum:
-            buf = self.state["momentum_buffer"][i]
+            buf = self._unit_state["momentum_buffer"][i]
             buf *= self.momentum
             buf += scratch
             np.multiply(buf, lr, out=scratch)
@@ -217,11 +134,11 @@ class AdaGrad(Optimizer):
         initial = positive_number("optimizer.initial_accumulator_value",
                                   initial_accumulator_value, allow_zero=True)
         super().__init__(params, lr, **common)
-        for s in self.state["sum"]:
-            s += initial
+        for total in self._unit_state["sum"]:
+            total += initial
 
     def _update(self, i, p, g, scratch, lr):
-        total = self.state["sum"][i]
+        total = self._unit_state["sum"][i]
         np.multiply(g, g, out=scratch)
         total += scratch
         np.sqrt(total, out=scratch)
@@ -248,7 +165,7 @@ class Adam(Optimizer):
         super().__init__(params, lr, **common)
 
     def _update(self, i, p, g, scratch, lr):
-        m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
+        m, v = self._unit_state["exp_avg"][i], self._unit_state["exp_avg_sq"][i]
         m *= self.beta1
         np.multiply(g, 1.0 - self.beta1, out=scratch)
         m += scratch
@@ -257,8 +174,8 @@ class Adam(Optimizer):
         scratch *= 1.0 - self.beta2
         v += scratch
         if self.amsgrad:
-            v = np.maximum(self.state["max_exp_avg_sq"][i], v,
-                           out=self.state["max_exp_avg_sq"][i])
+            v = np.maximum(self._unit_state["max_exp_avg_sq"][i], v,
+                           out=self._unit_state["max_exp_avg_sq"][i])
         np.sqrt(v, out=scratch)
         scratch /= math.sqrt(1.0 - self.beta2 ** self.t)
         scratch += self.eps

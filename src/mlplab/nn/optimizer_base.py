@@ -1,0 +1,155 @@
+"""The optimizer base class: clipping, weight decay, step counting, state and checkpoints.
+
+The concrete update rules live in `optimizers.py`; this module holds what they share,
+including the flat-buffer fast path (see `Optimizer`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlplab.errors import DataError, choices
+from mlplab.nn._registry import positive_number, require
+from mlplab.nn.clipping import clip_grad_norm, clip_grad_value
+
+
+def flat_base(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The 1-D buffer that `arrays` tile in order, if they are consecutive C-contiguous
+    views covering all of it (as `MLP.params` and `MLP.grads` are), else None."""
+    base = arrays[0].base if arrays else None
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    address = base.ctypes.data
+    for a in arrays:
+        if a.base is not base or not a.flags.c_contiguous or a.ctypes.data != address:
+            return None
+        address += a.nbytes
+    return base if address == base.ctypes.data + base.nbytes else None
+
+
+class Optimizer:
+    """Base class: holds params, lr (settable, e.g. by a schedule), step count `t`, and one
+    state array per param for each name in `slots` (`state[slot][i]`).
+
+    When the params tile one flat buffer (`MLP.params` do), every element-wise operation
+    runs once over that buffer instead of once per param: the same numbers, far fewer NumPy
+    calls, which is most of the cost of a step for small networks. State is then one flat
+    array per slot too, with per-param views in `state`.
+    """
+
+    name = "optimizer"
+    slots: tuple[str, ...] = ()
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr: float, *, weight_decay: float = 0.0,
+                 clip_norm: float | None = None, clip_value: float | None = None,
+                 param_names: list[str] | None = None):
+        self.params = list(params)
+        self.lr = lr
+        self.weight_decay = positive_number("optimizer.weight_decay", weight_decay,
+                                            allow_zero=True)
+        self.clip_norm = None if clip_norm is None else positive_number(
+            "optimizer.clip_norm", clip_norm)
+        self.clip_value = None if clip_value is None else positive_number(
+            "optimizer.clip_value", clip_value)
+        self.param_names = ([str(i) for i in range(len(self.params))]
+                            if param_names is None else list(param_names))
+        require(len(self.param_names) == len(self.params), "optimizer.param_names",
+                param_names, f"one name per parameter ({len(self.params)})")
+        self.t = 0
+        flat = flat_base(self.params)
+        # "units" are what the update runs over: the flat buffer, or each param
+        self._units = [flat] if flat is not None else self.params
+        self._unit_state = {slot: [np.zeros_like(u) for u in self._units] for slot in self.slots}
+        self._scratch = [np.empty_like(u) for u in self._units]
+        if flat is None:
+            self.state = self._unit_state
+        else:
+            self.state = {slot: self._tile(units[0]) for slot, units in self._unit_state.items()}
+            self._grad_copy = np.empty_like(flat)
+            self._grad_views = self._tile(self._grad_copy)
+        self._known_grads: tuple[list, list] | None = None
+
+    def _tile(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Views of a flat buffer shaped like the params, in order."""
+        views, offset = [], 0
+        for p in self.params:
+            views.append(flat[offset:offset + p.size].reshape(p.shape))
+            offset += p.size
+        return views
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = positive_number("optimizer.lr", value)
+
+    def _grad_units(self, grads: list[np.ndarray]) -> list[np.ndarray]:
+        """The gradients laid out like the units (copied into one buffer if they are not
+        already a flat buffer; the answer for a given list object is cached)."""
+        if len(self._units) == len(self.params):
+            return grads
+        known = self._known_grads
+        if known is not None and known[0] is grads and grads[0].base is known[1][0]:
+            return known[1]
+        flat = flat_base(grads)
+        if flat is not None:
+            self._known_grads = (grads, [flat])
+            return [flat]
+        for view, g in zip(self._grad_views, grads, strict=True):
+            np.copyto(view, g)
+        return [self._grad_copy]
+
+    def step(self, grads: list[np.ndarray]) -> None:
+        """Update every param in place from its gradient (the grads are overwritten)."""
+        if len(grads) != len(self.params):
+            raise ValueError(f"{self.name}.step: got {len(grads)} gradients for "
+                             f"{len(self.params)} params")
+        units = self._grad_units(grads)
+        if self.clip_value is not None:
+            clip_grad_value(units, self.clip_value)
+        if self.clip_norm is not None:
+            clip_grad_norm(units, self.clip_norm)
+        self.t += 1
+        lr, wd = self._lr, self.weight_decay
+        for i, (p, g, scratch) in enumerate(zip(self._units, units, self._scratch, strict=True)):
+            if wd:
+                if self.decoupled_weight_decay:
+                    p *= 1.0 - lr * wd
+                else:
+                    np.multiply(p, wd, out=scratch)
+                    g += scratch
+            self._update(i, p, g, scratch, lr)
+
+    def _update(self, i: int, p: np.ndarray, g: np.ndarray, scratch: np.ndarray,
+                lr: float) -> None:
+        """Update unit i (a param, or the flat buffer of all params) in place."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """{"step": int, "lr": float, "<slot>.<param name>": array, ...} (np.savez-ready)."""
+        out: dict = {"step": self.t, "lr": self._lr}
+        for slot, arrays in self.state.items():
+            for name, array in zip(self.param_names, arrays, strict=True):
+                out[f"{slot}.{name}"] = array.copy()
+        return out
+
+    def load_state_dict(self, state) -> None:
+        expected = {"step", "lr"} | {f"{s}.{n}" for s in self.state for n in self.param_names}
+        if set(state) != expected:
+            raise DataError(f"optimizer state: keys {sorted(set(state) ^ expected)} do not match "
+                            f"this {self.name} optimizer; valid keys: {choices(expected)}")
+        for slot, arrays in self.state.items():
+            for name, array in zip(self.param_names, arrays, strict=True):
+                value = np.asarray(state[f"{slot}.{name}"])
+                if value.shape != array.shape:
+                    raise DataError(f"optimizer state: {slot}.{name} has shape {value.shape}, "
+                                    f"expected {array.shape}")
+                np.copyto(array, value, casting="same_kind")
+        self.t = int(state["step"])
+        self.lr = float(state["lr"])
+
+    def __repr__(self) -> str:
+        return f"{self.name}(lr={self._lr}, weight_decay={self.weight_decay})"
