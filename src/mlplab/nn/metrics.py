@@ -29,3 +29,6 @@ def edenau_loss(A: np.ndarray, Y: np.ndarray) -> float:
     """
     individual = 0.5 * (A - Y) ** 2
     return float(np.mean(np.linalg.norm(individual, axis=0)))
+
+
+METRICS = {"accuracy": accuracy, "edenau_loss": edenau_loss}
