@@ -76,32 +76,51 @@ def _count(study, *states) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-@pytest.mark.parametrize("launcher", LAUNCHERS)
-def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, launcher):
+def _wait_for_complete_trials(tmp_path, process, n: int) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        assert process.poll() is None, "the sweep ended before it could be killed"
+        if (tmp_path / "study.db").exists():
+            try:
+                if _count(load_study(tmp_path), TrialState.COMPLETE) >= n:
+                    return
+            except KeyError:  # the study is not created yet
+                pass
+    raise AssertionError(f"no {n} complete trials within 90 s")
+
+
+def _interrupted(study) -> dict[int, dict]:
+    """Trials a kill cut short: left RUNNING (SIGKILL) or marked FAIL on the way out."""
+    return {t.number: t.params for t in study.trials
+            if t.state == TrialState.RUNNING
+            or (t.state == TrialState.FAIL and t.user_attrs.get("interrupted"))}
+
+
+@pytest.mark.parametrize("launcher, signum", [
+    ("basic", signal.SIGKILL), ("joblib", signal.SIGKILL), ("basic", signal.SIGTERM)],
+    ids=["basic-SIGKILL", "joblib-SIGKILL", "basic-SIGTERM"])
+def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, launcher, signum):
     args = [*SPACE, "hydra.sweeper.n_trials=8", "hydra.sweeper.sampler.seed=0",
             "epoch_seconds=0.04"]
     process = subprocess.Popen(sweep_command(tmp_path, launcher, *args), env=toy_env(),
                                cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
     try:
-        while time.monotonic() < deadline:
-            time.sleep(0.1)
-            if (tmp_path / "study.db").exists():
-                try:
-                    if _count(load_study(tmp_path), TrialState.COMPLETE) >= 3:
-                        break
-                except Exception:  # study not created yet
-                    pass
-            assert process.poll() is None, "the sweep ended before it could be killed"
+        _wait_for_complete_trials(tmp_path, process, 3)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        if signum == signal.SIGKILL:
+            os.killpg(process.pid, signum)  # the sweeper and its workers die at once
+        else:
+            os.kill(process.pid, signum)  # as `kill PID` would: the sweeper winds down
+        assert process.wait(timeout=60) != 0
 
     before = load_study(tmp_path)
     complete_before = {t.number for t in before.get_trials(states=(TrialState.COMPLETE,))}
-    running_before = {t.number: t.params for t in before.get_trials(states=(TrialState.RUNNING,))}
+    interrupted = _interrupted(before)
     assert 3 <= len(complete_before) < 8
+    if signum == signal.SIGTERM:
+        assert _count(before, TrialState.RUNNING) == 0
     log_lines_before = len(read_log(tmp_path))
 
     run_sweep(tmp_path, launcher, *args)
@@ -112,9 +131,9 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, launch
     resumed_jobs = _results(read_log(tmp_path)[log_lines_before:])
     assert len(resumed_jobs) == 8 - len(complete_before)
     assert not {job["trial"] for job in resumed_jobs} & complete_before
-    # A trial the kill interrupted is marked FAIL and its configuration runs again.
+    # A trial the kill interrupted ends FAIL and its configuration runs again, once.
     trials = {t.number: t for t in after.trials}
-    for number, params in running_before.items():
+    for number, params in interrupted.items():
         assert trials[number].state == TrialState.FAIL
         retries = [t for t in after.trials if t.user_attrs.get("retry_of") == number]
         assert len(retries) == 1 and retries[0].params == params

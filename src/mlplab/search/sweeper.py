@@ -10,11 +10,14 @@ finishes an interrupted sweep without repeating finished trials.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import numbers
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,10 @@ class OptunaSweeperImpl(Sweeper):
 
     # -- the sweep ----------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
+        with _sigterm_as_keyboard_interrupt():
+            return self._sweep(arguments)
+
+    def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         assert self.config is not None and self.hydra_context is not None
         s = self._validated_settings()
         params = [f"{key}={value}" for key, value in (s["params"] or {}).items()]
@@ -187,6 +194,8 @@ class OptunaSweeperImpl(Sweeper):
 
     def _abandon(self, trial: Trial, requeue: bool) -> None:
         """Mark an unfinished trial FAIL; an interrupted one is queued for the next run."""
+        if self.storage.get_trial(trial._trial_id).state.is_finished():
+            return  # an interrupt arrived after the study was told
         trial.set_user_attr("interrupted", True)
         self.study.tell(trial, state=TrialState.FAIL)
         if requeue:
@@ -253,6 +262,26 @@ class OptunaSweeperImpl(Sweeper):
         }
         digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
         return f"{experiment}-{digest}"
+
+
+@contextlib.contextmanager
+def _sigterm_as_keyboard_interrupt():
+    """SIGTERM stops a sweep the way Ctrl-C does: the batch's trials are marked FAIL and
+    queued again, and Hydra's callbacks close the MLflow parent run. (While a job trains
+    in this process, the trainer's own handler takes over and stops the run gracefully.)"""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _outcome(result: JobReturn) -> Any:
