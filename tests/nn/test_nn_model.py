@@ -3,7 +3,8 @@ import pytest
 from nn_gradcheck import assert_close, numeric_gradient
 
 from mlplab.errors import ConfigError, DataError
-from mlplab.nn import MLP, OPTIMIZERS, get_activation, get_optimizer
+from mlplab.nn import MLP, OPTIMIZERS, Dense, get_activation, get_optimizer
+from mlplab.nn.optimizer_base import flat_base
 
 N = 6
 
@@ -180,3 +181,32 @@ def test_wrongly_shaped_batches_raise_data_error():
     model.forward(np.zeros((3, 4)))
     with pytest.raises(DataError, match="Y"):
         model.backward(np.zeros((2, 5)))
+
+
+def test_params_and_grads_tile_flat_buffers_that_optimizers_use_in_one_pass():
+    model = MLP([3, 4, 2], ["tanh", "identity"], "mse")
+    assert flat_base(model.params) is model.flat_params
+    assert flat_base(model.grads) is model.flat_grads
+    assert model.flat_params.size == model.n_params
+    optimizer = get_optimizer("adam", model.params, 0.1, param_names=model.param_names)
+    assert len(optimizer._units) == 1  # the fast path, not one update per param
+    X, Y = _data([3, 4, 2], "real")
+    model.train_step(X, Y, optimizer)
+    assert optimizer.state["exp_avg"][0].shape == model.params[0].shape
+    assert np.shares_memory(optimizer.state["exp_avg"][2], optimizer._unit_state["exp_avg"][0])
+
+
+def test_standalone_dense_layer_follows_the_convention():
+    rng = np.random.default_rng(8)
+    layer = Dense(3, 2, "tanh")
+    layer.W[...] = rng.normal(size=(2, 3))
+    layer.b[...] = rng.normal(size=(2, 1))
+    A_prev = rng.normal(size=(3, 5))
+    A = layer.forward(A_prev)
+    assert_close(A, np.tanh(layer.W @ A_prev + layer.b), rtol=1e-14)
+    dZ = rng.normal(size=(2, 5))
+    dA_prev = layer.backward(dZ)
+    assert_close(layer.dW, dZ @ A_prev.T / 5, rtol=1e-14)
+    assert_close(layer.db, dZ.sum(axis=1, keepdims=True) / 5, rtol=1e-14)
+    assert_close(dA_prev, layer.W.T @ dZ, rtol=1e-14)
+    assert Dense(3, 2, "relu", input_grad=False).forward(A_prev) is not None

@@ -39,7 +39,7 @@ def _zeros_like(Z: np.ndarray) -> np.ndarray:
     key = (Z.shape, Z.dtype)
     zeros = _ZEROS.get(key)
     if zeros is None:
-        if len(_ZEROS) >= 32:  # many shapes seen (evaluation sizes): start over
+        if len(_ZEROS) >= 16:  # many shapes seen (evaluation sizes): start over
             _ZEROS.clear()
         zeros = _ZEROS[key] = np.zeros(Z.shape, dtype=Z.dtype)
         zeros.flags.writeable = False

@@ -126,6 +126,8 @@ class MLP:
     def backward(self, Y) -> list[np.ndarray]:
         """Gradients of the mean loss over the last forward's batch, ordered as `params`.
         The returned arrays are reused buffers (an optimizer may overwrite them)."""
+        if self._X is None:
+            raise RuntimeError("MLP.backward needs a forward pass first")
         out = self.layers[-1]
         Y = self._as_batch(Y, self.sizes[-1], "Y")
         if Y.shape != out.Z.shape:
