@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 import re
 
 from hydra import compose, initialize_config_dir
@@ -103,6 +104,8 @@ def _sweep_values(override: Override) -> list[str]:
         return [f"{key}={value}" for value in override.sweep_string_iterator()]
     value = override.value()
     if isinstance(value, IntervalSweep):
+        if "int" in value.tags:  # tag(int, interval(a, b)) samples integers
+            return [f"{key}={math.ceil(value.start)}", f"{key}={math.floor(value.end)}"]
         return [f"{key}={value.start}", f"{key}={value.end}"]
     raise ConfigError(f"{override.input_line}: cannot expand this sweep")
 
@@ -204,6 +207,8 @@ def check_command_line(overrides: list[str], *, multirun: bool, config_name: str
             if values:
                 _validate_job(cfg, job, multirun)
             configs.append((job, cfg))
+    if values:
+        _check_stores(configs)
     if load_data:
         _check_with_data(configs)
     return len(jobs)
@@ -218,6 +223,15 @@ def _validate_job(cfg, job, multirun) -> None:
         raise
     except OmegaConfBaseException as error:  # an interpolation that cannot resolve
         raise ConfigError(hydra_error_line(error)) from error
+
+
+def _check_stores(configs) -> None:
+    """Each distinct tracking store once, before any data are loaded: an unreachable
+    server must fail in seconds, not after MLflow's minutes of retries."""
+    from mlplab.tracking.store import check_store
+
+    for uri in {cfg.logger.tracking_uri for _, cfg in configs if cfg.logger.name == "mlflow"}:
+        check_store(uri)
 
 
 def _check_with_data(configs) -> None:
