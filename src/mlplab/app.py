@@ -77,8 +77,11 @@ def run_name(cfg: DictConfig, context: JobContext) -> str:
     """`<preset>/<overrides that change the model>`, e.g. `quick_moons/optimizer.lr=0.1`."""
     if cfg.run_name:
         return str(cfg.run_name)
-    kept = [o.lstrip("+") for o in context.overrides if not _NOT_IN_RUN_NAME.match(o)]
-    return context.preset + ("/" + ",".join(kept) if kept else "")
+    kept: dict[str, str] = {}  # key -> its last override, which is the one in effect
+    for override in context.overrides:
+        if not _NOT_IN_RUN_NAME.match(override):
+            kept[override.lstrip("+").split("=", 1)[0]] = override.lstrip("+")
+    return context.preset + ("/" + ",".join(kept.values()) if kept else "")
 
 
 def load_data(cfg: DictConfig):

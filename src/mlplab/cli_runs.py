@@ -195,6 +195,7 @@ def runs_main(argv: list[str]) -> int:
         filters.append(f"attributes.status = '{args.status.upper()}'")
     runs = _search(client, list(experiments), mlflow_filter(filters) or None, args.limit)
     runs = [r for r in runs if r.data.tags.get("mlplab.role") != "sweep"]
+    runs.sort(key=lambda r: (r.info.start_time or 0, r.info.run_name or ""))  # as they ran
     group_by = [g.removeprefix("params.") for g in args.group_by]
     metrics = sorted({k for r in runs for k in r.data.metrics})
     if group_by:
