@@ -8,6 +8,7 @@ back from MLflow's string params, so the drawing functions never see MLflow type
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,9 @@ from mlplab.tracking.plots import (
 )
 
 SEED_KEYS = ("seed",)
+# Params that differ between children without being hyperparameters (names, bookkeeping).
+NOT_HYPERPARAMETERS = re.compile(
+    r"^(run_name|experiment_name|data_dir|tags|trial|logger|hydra)(\.|$)")
 MAX_PARAM_PLOTS = 8
 MAX_SERIES = 6
 MAX_AXES = 10
@@ -56,13 +60,25 @@ def rows_from_runs(children, params: Sequence[str], metric: str) -> list[dict]:
     return rows
 
 
+def finite_rows(rows, metric: str) -> list[dict]:
+    """The rows whose run reached a finite value of the metric (failed runs have none)."""
+    kept = []
+    for row in rows:
+        value = row.get(metric)
+        if isinstance(value, int | float) and math.isfinite(value):
+            kept.append(row)
+    return kept
+
+
 def _is_numeric(values) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
 def _wants_log(values) -> bool:
+    """Positive values spanning a decade or more: sweeps step learning rates, weight decays
+    and sizes geometrically, and a linear axis would crowd the small ones together."""
     finite = [v for v in values if math.isfinite(v)]
-    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) >= 100
+    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) >= 10
 
 
 class Axis:
@@ -100,22 +116,29 @@ class Axis:
         return [(self.position(v), f"{v:.3g}") for v in values]
 
 
+def goodness_of(scores: np.ndarray, mode: str) -> np.ndarray:
+    """Larger is better: the metric itself for mode "max", its negative for "min"."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    return -scores if mode == "min" else scores
+
+
 def parallel_coordinates(rows, params: Sequence[str], metric: str, path, mode="min"):
     """One vertical axis per param plus the metric; one line per run, coloured by the metric
     (bright = better), the best run drawn thick."""
     from matplotlib import colormaps
 
-    rows = [r for r in rows if math.isfinite(r[metric])]
+    rows = finite_rows(rows, metric)
     if not rows:
         raise ValueError(f"parallel_coordinates: no run has a finite {metric!r}")
     columns = [*params, metric]
     axes_of = [Axis([r[c] for r in rows]) for c in columns]
     scores = np.array([r[metric] for r in rows])
-    goodness = -scores if mode == "min" else scores
+    goodness = goodness_of(scores, mode)
     span = np.ptp(goodness) or 1.0
     colours = colormaps["viridis"]((goodness - goodness.min()) / span)
     best = int(np.argmax(goodness))
-    figure = new_figure(max(5.0, 1.6 * len(columns) + 1.5), 4.2)
+    figure = new_figure(max(5.0, 1.6 * len(columns) + 1.5), 4.4, margins={"top": 0.84})
     axes = figure.subplots()
     xs = np.arange(len(columns))
     for i, row in sorted(enumerate(rows), key=lambda item: goodness[item[0]]):
@@ -133,8 +156,8 @@ def parallel_coordinates(rows, params: Sequence[str], metric: str, path, mode="m
     axes.set_yticks([])
     axes.set_ylim(-0.05, 1.05)
     axes.set_xlim(-0.2, len(columns) - 0.6)
-    axes.set_title(f"{len(rows)} runs; best {metric} = {scores[best]:.4g} "
-                   f"({rows[best].get('run_name', '')})", fontsize="medium")
+    axes.set_title(f"{len(rows)} runs; best {metric} = {scores[best]:.4g}\n"
+                   f"{rows[best].get('run_name') or ''}", fontsize="small")
     return save_figure(figure, path)
 
 
@@ -156,7 +179,7 @@ def mean_and_std(values) -> tuple[float, float]:
 def metric_vs_param(rows, param: str, metric: str, path, group_seeds=True, series=None):
     """The metric against one param: runs sharing a param value (seeds) averaged into a line
     with a mean +- std band; with `series` (other param names) one line per combination."""
-    rows = [r for r in rows if math.isfinite(r[metric])]
+    rows = finite_rows(rows, metric)
     if not rows:
         raise ValueError(f"metric_vs_param: no run has a finite {metric!r}")
     x_axis = Axis([r[param] for r in rows])
@@ -211,10 +234,11 @@ def log_sweep_plots(children, swept_params, metric: str, mode: str, out_dir,
     if not wanted or not children:
         return []
     if swept_params is None:
-        swept_params = sorted({k for c in children for k in _param_keys(c)} - {metric, "run_name"})
+        swept_params = sorted(k for k in {k for c in children for k in _param_keys(c)}
+                              if k != metric and not NOT_HYPERPARAMETERS.match(k))
     swept_params = [_logged_key(children, key) for key in swept_params]
     rows = rows_from_runs(children, swept_params, metric)
-    params = varying([r for r in rows if math.isfinite(r[metric])], swept_params)
+    params = varying(finite_rows(rows, metric), swept_params)
     if not params:
         return []
     tuned = ([p for p in params if p not in SEED_KEYS] or params)[:MAX_AXES]
