@@ -2,6 +2,7 @@
 
     python mlflow_job.py long   TRACKING_URI READY_FILE   # a fit too long to end: send SIGTERM
     python mlflow_job.py writer TRACKING_URI INDEX        # logs 30 evaluations, one write each
+    python mlflow_job.py opener TRACKING_URI INDEX        # opens the store, one empty run
 """
 
 import sys
@@ -63,6 +64,11 @@ def writer(uri, index):
     print(f"setup {opened - started:.2f}s, fit and close {time.perf_counter() - opened:.2f}s")
 
 
+def opener(uri, index):
+    with MlflowRun(EXPERIMENT, tracking_uri=uri, run_name=f"opener-{index}"):
+        pass
+
+
 if __name__ == "__main__":
     mode, uri, arg = sys.argv[1:4]
-    {"long": long_fit, "writer": writer}[mode](uri, arg)
+    {"long": long_fit, "writer": writer, "opener": opener}[mode](uri, arg)

@@ -76,3 +76,17 @@ def test_concurrent_writers_lose_no_run_or_metric(uri):
         for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
             steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
             assert steps == list(range(1, 31)), (run.info.run_name, key)
+
+
+@pytest.mark.slow
+def test_processes_creating_one_new_store_together_all_succeed(tmp_path):
+    """Without the creation lock, concurrent schema migrations break the file for good."""
+    uri = f"sqlite:///{tmp_path}/new.db"
+    procs = [subprocess.Popen([sys.executable, str(HERE / "mlflow_job.py"), "opener", uri,
+                               str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(4)]
+    errors = [p.communicate(timeout=600)[1].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    client = get_client(uri)
+    runs = client.search_runs([client.get_experiment_by_name("jobs").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == [f"opener-{i}" for i in range(4)]

@@ -4,7 +4,8 @@ Sweep jobs run in separate worker processes that all write one SQLite file. SQLi
 writer in at a time, so a busy store answers "database is locked"; every call made through
 `RetryingClient` waits and tries again instead of losing the run. Creating the store's
 tables is a migration that two processes must not run together, which is why the sweep
-callback calls `get_client` + `ensure_experiment` once before any job starts.
+callback calls `get_client` + `ensure_experiment` once before any job starts, and
+`get_client` holds a file lock while it opens a SQLite store.
 
 Building an `MlflowClient` for a SQLite store costs ~1 s (SQLAlchemy models, schema check),
 so clients are cached per process and tracking URI: a loky worker that runs many jobs pays
@@ -13,12 +14,23 @@ once. MLflow itself is imported lazily, so `logger=none` runs never import it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+from urllib.parse import urlparse
+
+from mlplab.errors import ConfigError, choices
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 # The MLflow 3 UI opens experiments without this tag in its GenAI view.
@@ -27,8 +39,6 @@ EXPERIMENT_KIND = "custom_model_development"
 
 # Fragments of errors that mean "another process holds the store right now; try again".
 _TRANSIENT = ("database is locked", "database table is locked", "database schema has changed")
-# Extra fragments seen only while two processes create the same store's tables.
-_CREATION_RACE = ("already exists", "duplicate column", "no such table", "alembic_version")
 
 
 def project_root() -> Path:
@@ -67,6 +77,61 @@ def _sqlite_path(uri: str) -> Path | None:
         return None
     path = uri[len("sqlite:///"):]
     return Path(path) if path and path != ":memory:" else None
+
+
+# Stores MLflow 3 can log to (`postgresql+psycopg2://...` counts as postgresql).
+STORE_SCHEMES = ("databricks", "file", "http", "https", "mssql", "mysql", "postgresql", "sqlite")
+SQLITE_HEADER = b"SQLite format 3\x00"
+PING_SECONDS = 5.0
+
+
+def check_store(value: str | None = None, key: str = "logger.tracking_uri") -> str:
+    """The resolved tracking URI, or a one-line `ConfigError` if nothing could be logged there.
+
+    Checked before any run starts: otherwise a mistyped scheme or an unusable path is a
+    traceback after the data are loaded, and an unreachable server is found by MLflow's
+    first request, which retries for minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES=7 with
+    backoff). Any HTTP answer counts as reachable: a proxy asking for credentials is the
+    server's business, not a reason to refuse.
+    """
+    if not value and os.environ.get(TRACKING_URI_ENV):
+        key = TRACKING_URI_ENV
+    uri = resolve_tracking_uri(value)
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme and scheme not in STORE_SCHEMES:
+        raise ConfigError(f"{key}: unsupported scheme {scheme!r} in {uri!r}; valid choices: "
+                          f"{choices(STORE_SCHEMES)} (or a path ending in .db)")
+    db_path = _sqlite_path(uri)
+    if db_path is not None:
+        _check_sqlite_file(db_path, key)
+    elif scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PING_SECONDS):
+                pass
+        except urllib.error.HTTPError:
+            pass
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "reason", None) or error
+            raise ConfigError(f"{key}: cannot reach the MLflow server at {uri} ({reason}); "
+                              "valid choices: a running server's URL, a sqlite:///path.db "
+                              "store, or logger=none") from None
+    return uri
+
+
+def _check_sqlite_file(path: Path, key: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"{key}: cannot create the store's directory {path.parent} "
+                          f"({error.strerror or error}); valid choices: a writable path") from None
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+        if header != SQLITE_HEADER:
+            raise ConfigError(f"{key}: {path} is not an SQLite database; valid choices: an "
+                              "MLflow SQLite store, or a path where a new one can be created")
+    elif path.exists() and not path.is_file():
+        raise ConfigError(f"{key}: {path} is not a file; valid choices: a path ending in .db")
 
 
 def _is_transient(error: BaseException, fragments=_TRANSIENT) -> bool:
@@ -113,6 +178,27 @@ class RetryingClient:
 _clients: dict[tuple[int, str], RetryingClient] = {}
 
 
+@contextlib.contextmanager
+def _creation_lock(db_path: Path | None):
+    """Hold an exclusive lock on `<db>.lock` while a client opens a SQLite store.
+
+    Opening a store that is new or older than the installed MLflow runs Alembic
+    migrations; two processes migrating one file at once leave it broken (half-copied
+    `_alembic_tmp_*` tables), which no retry can mend. The lock makes the second process
+    wait and then find the schema current. POSIX only; elsewhere the callers must create
+    the store first (the sweep callback does).
+    """
+    if db_path is None or fcntl is None:
+        yield
+        return
+    with open(db_path.with_name(db_path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def get_client(tracking_uri: str | None = None) -> RetryingClient:
     """A cached, retrying client for the resolved tracking URI (one per process and URI)."""
     uri = resolve_tracking_uri(tracking_uri)
@@ -123,7 +209,8 @@ def get_client(tracking_uri: str | None = None) -> RetryingClient:
         db_path = _sqlite_path(uri)
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
-        client = retry(MlflowClient, tracking_uri=uri, fragments=_TRANSIENT + _CREATION_RACE)
+        with _creation_lock(db_path):
+            client = retry(MlflowClient, tracking_uri=uri, fragments=_TRANSIENT)
         _clients[key] = RetryingClient(client, uri)
     return _clients[key]
 

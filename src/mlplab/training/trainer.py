@@ -184,6 +184,7 @@ class Trainer:
         self._es_monitor = es_monitor
         self._best_state: dict | None = None
         self._best_metrics: dict = {}
+        self.history, self.epoch, self.result = {}, 0, None  # a resume refills them
         self._rng = np.random.default_rng([self.seed, 1]) if self.shuffle is True else None
         self._order = np.arange(n)
         self.metrics: dict[str, float] = {}
