@@ -40,6 +40,7 @@ class JobContext:
     overrides: list[str] = field(default_factory=list)
     sweep_dir: str | None = None  # set for the jobs of a sweep
     parallel: bool = False  # launched next to other jobs on the same cores
+    cpus: int | None = None  # cores the cluster allocated to this job, when it says
 
 
 @dataclass
@@ -67,10 +68,14 @@ def context_from_hydra() -> JobContext:
     hydra = HydraConfig.get()
     multirun = hydra.mode == RunMode.MULTIRUN
     target = str(OmegaConf.select(hydra, "launcher._target_", default="") or "")
+    on_cluster = target.endswith("SlurmLauncher")  # each job has cores of its own
     return JobContext(preset=preset_name(),
                       overrides=list(hydra.overrides.task),
                       sweep_dir=str(hydra.sweep.dir) if multirun else None,
-                      parallel=multirun and any(name in target for name in _PARALLEL_LAUNCHERS))
+                      parallel=multirun and not on_cluster
+                      and any(name in target for name in _PARALLEL_LAUNCHERS),
+                      cpus=OmegaConf.select(hydra, "launcher.cpus_per_task", default=None)
+                      if on_cluster else None)
 
 
 def run_name(cfg: DictConfig, context: JobContext) -> str:
@@ -162,7 +167,7 @@ def _latest_checkpoint(run, directory: str) -> Path:
 def _set_blas_threads(cfg: DictConfig, context: JobContext) -> None:
     from mlplab.nn.threads import set_blas_threads
 
-    threads = cfg.trainer.blas_threads or (1 if context.parallel else None)
+    threads = cfg.trainer.blas_threads or (1 if context.parallel else context.cpus)
     if threads is not None:
         set_blas_threads(threads)
 

@@ -85,6 +85,11 @@ def train_main(args: list[str]) -> int:
     parser.prog = "mlplab train"
     parser.error = raise_usage_error
     parsed = parser.parse_args(args)
+    modes = [parsed.run, parsed.multirun, parsed.cfg is not None, parsed.info is not None,
+             parsed.shell_completion]
+    if sum(bool(mode) for mode in modes) > 1:  # Hydra raises a ValueError with a traceback
+        raise ConfigError("only one of --run, --multirun (-m), --cfg, --info and "
+                          "--shell-completion can be given")
     informational = parsed.help or parsed.hydra_help or parsed.info or parsed.shell_completion
     if not informational and parsed.config_dir is None and parsed.experimental_rerun is None:
         check_command_line(parsed.overrides, multirun=parsed.multirun,

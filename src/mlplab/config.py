@@ -215,8 +215,8 @@ class TrainerConfig:
     """The loop. `batch_size: null` is full batch; `shuffle` is true, false or `legacy`
     (reshuffle from the global np.random stream, as one tutorial does); `log_every: auto`
     evaluates at most about 1000 times per run; `blas_threads: null` leaves BLAS alone in a
-    single run and uses one thread per job under a parallel launcher (several jobs share the
-    cores)."""
+    single run, uses one thread per job under a local parallel launcher (several jobs share
+    the cores) and `hydra.launcher.cpus_per_task` threads under Slurm."""
 
     epochs: int = 100
     batch_size: int | None = None

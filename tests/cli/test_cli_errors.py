@@ -42,6 +42,7 @@ IN_PROCESS_CASES = [
     (["+seed2=1"], "seed2: unknown key"),
     (["--multirunn"], "unrecognized arguments: --multirunn"),
     (["dataset=mnist", "data_dir=/nonexistent"], "/nonexistent/mnist"),
+    (["-m", "--cfg", "job"], "only one of --run, --multirun (-m), --cfg"),
 ]
 
 
