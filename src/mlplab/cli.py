@@ -8,7 +8,9 @@ status 2 and one line on stderr, and no MLflow run (not even a sweep's parent) i
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import logging
 import math
 import sys
@@ -68,10 +70,23 @@ def _task(cfg: DictConfig) -> float:
         return math.nan
 
 
+def _run_hydra(args: list[str]) -> None:
+    """Hydra's own entry point on the project's conf/, reading `args` as its command line."""
+    import hydra
+
+    from mlplab.config import conf_dir
+
+    saved_argv = sys.argv
+    sys.argv = ["mlplab train", *args]
+    try:
+        hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")(_task)()
+    finally:
+        sys.argv = saved_argv
+
+
 def train_main(args: list[str]) -> int:
     """`mlplab train [OVERRIDES] [-m] [--cfg job] ...`: check everything, then run Hydra."""
     global _TASK_ERROR
-    import hydra
     from hydra._internal.utils import get_args_parser
 
     from mlplab import app
@@ -97,12 +112,14 @@ def train_main(args: list[str]) -> int:
                            values=parsed.cfg is None,
                            load_data=parsed.multirun and parsed.cfg is None)
     _TASK_ERROR, app.LAST_OUTCOME = None, None
-    saved_argv = sys.argv
-    sys.argv = ["mlplab train", *args]
-    try:
-        hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")(_task)()
-    finally:
-        sys.argv = saved_argv
+    if parsed.help:  # Hydra lists the schema groups too; they are not choices to make
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown), contextlib.suppress(SystemExit):
+            _run_hydra(args)  # Hydra exits after printing its help
+        print("".join(line for line in shown.getvalue().splitlines(keepends=True)
+                      if not line.startswith("schema/")), end="")
+        return 0
+    _run_hydra(args)
     if _TASK_ERROR is not None:
         raise _TASK_ERROR
     outcome = app.LAST_OUTCOME
