@@ -1,0 +1,230 @@
+"""Re-run a logged run from its `config.yaml` artifact and compare the final metrics.
+
+The logged config is treated as data, never as code: it is parsed with `yaml.safe_load`,
+keys starting with `_` (Hydra's `_target_` and friends) and `${...}` interpolations are
+refused, and it is merged onto a config composed from mlplab's own groups (chosen by the
+logged `name`s), so the structured schema and `validate` check every key and value
+against mlplab's registries before anything runs. Nothing the file names is imported.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import yaml
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mlplab.errors import ConfigError, DataError
+
+# Groups whose option is picked by the logged `name` (their schema depends on it).
+NAMED_GROUPS = ("dataset", "initializer", "optimizer", "schedule")
+
+
+def compose(*overrides: str) -> DictConfig:
+    """`mlplab train OVERRIDES`'s config; Hydra's multi-line errors become one ConfigError."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from mlplab.config import compose_train
+    from mlplab.preflight import hydra_error_line
+
+    try:
+        return compose_train(*overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(hydra_error_line(error)) from None
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    """Apply value overrides (`key=value`, Hydra's grammar) to a composed config in place."""
+    if not overrides:
+        return
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from mlplab.preflight import hydra_error_line
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(hydra_error_line(error)) from None
+
+
+class LoggedRun:
+    """Read access to one logged run: final and per-step metrics, weights, predictions."""
+
+    def __init__(self, client, run_id: str, cfg: DictConfig | None = None):
+        self.client, self.run_id, self.cfg = client, run_id, cfg
+        self.run = fetch_run(client, run_id)
+        self._histories: dict[str, dict[int, float]] = {}
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict(self.run.data.metrics)
+
+    def final(self, key: str) -> float:
+        if key not in self.run.data.metrics:
+            raise LookupError(key)
+        return float(self.run.data.metrics[key])
+
+    def at(self, key: str, step: int) -> float:
+        if key not in self._histories:
+            points = self.client.get_metric_history(self.run_id, key)
+            self._histories[key] = {m.step: m.value for m in points}
+        if step not in self._histories[key]:
+            raise LookupError(f"{key} at step {step}")
+        return float(self._histories[key][step])
+
+    def weights(self) -> dict[str, np.ndarray]:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="mlplab-weights-") as scratch:
+            path = self.client.download_artifacts(self.run_id, "weights/final.npz", scratch)
+            with np.load(path, allow_pickle=False) as saved:
+                return {k: saved[k] for k in saved.files}
+
+    def predict_raw(self, inputs: np.ndarray) -> np.ndarray:
+        """Outputs in the data's own units for raw (features, samples) inputs, from the
+        logged final weights and the scalers of the run's (re-built, seeded) dataset."""
+        from mlplab.app import build_model, load_data
+
+        np.random.seed(self.cfg.seed)  # noqa: NPY002 (as run_job, before the data)
+        dataset = load_data(self.cfg)
+        model = build_model(self.cfg, dataset)
+        model.load_state_dict(self.weights())
+        samples = np.asarray(inputs, dtype=float).T
+        if dataset.x_scaler is not None:
+            samples = dataset.x_scaler.transform(samples)
+        outputs = model.predict(np.ascontiguousarray(samples.T)).T
+        return dataset.to_original_units(outputs).T
+
+
+def fetch_run(client, run_id: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"RUN_ID: no run {run_id!r} in {client.tracking_uri}; valid choices: "
+                          "the run ids `mlplab runs` lists") from None
+
+
+def check_plain_data(node, path: str = "") -> None:
+    """Refuse what could make a config do more than hold values."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if not isinstance(key, str) or key.startswith("_"):
+                raise DataError(f"config.yaml: key {where!r} is not allowed in a logged config "
+                                "(only plain mlplab keys)")
+            check_plain_data(value, where)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            check_plain_data(value, f"{path}[{i}]")
+    elif isinstance(node, str) and "${" in node:
+        raise DataError(f"config.yaml: {path} holds an interpolation {node!r}; a logged config "
+                        "must be fully resolved")
+    elif node is not None and not isinstance(node, bool | int | float | str):
+        raise DataError(f"config.yaml: {path} has a value of type {type(node).__name__}")
+
+
+def logged_config(client, run_id: str) -> dict:
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="mlplab-config-") as scratch:
+        try:
+            path = client.download_artifacts(run_id, "config.yaml", scratch)
+        except (MlflowException, OSError):
+            raise DataError(f"run {run_id}: no config.yaml artifact to re-run from") from None
+        with open(path, encoding="utf-8") as handle:
+            try:
+                data = yaml.safe_load(handle)
+            except yaml.YAMLError as error:
+                raise DataError(f"run {run_id}: config.yaml is not valid YAML: "
+                                f"{str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"run {run_id}: config.yaml does not hold a mapping")
+    data.pop("hydra", None)
+    check_plain_data(data)
+    return data
+
+
+def config_from_logged(logged: dict, overrides: list[str]) -> DictConfig:
+    """Compose mlplab's config for the logged group names, then merge the logged values."""
+    choices = []
+    for group in NAMED_GROUPS:
+        name = (logged.get(group) or {}).get("name")
+        if not isinstance(name, str):
+            raise DataError(f"config.yaml: {group}.name is missing")
+        choices.append(f"{group}={name}")
+    cfg = compose(*choices, "logger=mlflow")
+    values = copy.deepcopy(logged)
+    values.pop("logger", None)  # where to log is decided by this command, not the old run
+    try:
+        cfg = OmegaConf.merge(cfg, values)
+    except Exception as error:  # OmegaConf's key/type errors name the key
+        from mlplab.preflight import hydra_error_line
+
+        raise ConfigError(f"config.yaml: {hydra_error_line(error)}") from None
+    apply_overrides(cfg, overrides)
+    return cfg
+
+
+@dataclass
+class MetricComparison:
+    key: str
+    original: float | None
+    reproduced: float | None
+
+    @property
+    def matches(self) -> bool:
+        a, b = self.original, self.reproduced
+        if a is None or b is None:
+            return False
+        return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def compare_final(original: dict[str, float], reproduced: dict[str, float]):
+    keys = sorted(set(original) | set(reproduced))
+    return [MetricComparison(k, original.get(k), reproduced.get(k)) for k in keys]
+
+
+def rerun(run_id: str, overrides: list[str], tracking_uri: str | None) -> int:
+    """`mlplab reproduce RUN_ID [OVERRIDES]`: a new run from the logged config, compared."""
+    from mlplab import app
+    from mlplab.tracking.store import get_client
+
+    client = get_client(tracking_uri)
+    original = LoggedRun(client, run_id)
+    cfg = config_from_logged(logged_config(client, run_id), overrides)
+    tags = original.run.data.tags
+    with open_dict(cfg):
+        cfg.logger.tracking_uri = client.tracking_uri
+        cfg.trainer.resume = None  # a reproduction starts from scratch
+        cfg.trial.number = cfg.trial.study_name = cfg.trial.storage = None  # no Optuna study
+        cfg.run_name = f"{tags.get('mlflow.runName', run_id)} (reproduced)"
+        cfg.tags = {**cfg.tags, "reproduces": run_id}
+    context = app.JobContext(preset=tags.get("preset", "default"),
+                             overrides=[*tags.get("overrides", "").split(), *overrides])
+    app.run_job(cfg, context)
+    outcome = app.LAST_OUTCOME
+    reproduced = LoggedRun(client, outcome.run_id)
+    rows = compare_final(original.metrics, reproduced.metrics)
+    print(f"run {run_id} re-run as {outcome.run_id} ({outcome.status}) in "
+          f"{client.tracking_uri}")
+    width = max([len(r.key) for r in rows] + [6])
+    print(f"{'metric':<{width}}  {'logged':>22}  {'reproduced':>22}  match")
+    for row in rows:
+        shown = [("-" if v is None else repr(v)) for v in (row.original, row.reproduced)]
+        print(f"{row.key:<{width}}  {shown[0]:>22}  {shown[1]:>22}  "
+              f"{'✓' if row.matches else '✗'}")
+    same = all(r.matches for r in rows) and bool(rows)
+    print("all final metrics identical" if same else "final metrics differ")
+    return 0 if same else 1
