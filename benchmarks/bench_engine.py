@@ -7,7 +7,11 @@
     <= 1.0, and GEMM time >= 85% of mlplab's epoch (the rest is element-wise overhead).
 (b) One full-batch epoch of the edenau network (2-4-4-3 ReLU/linear, 7000 samples,
     mse_half, lr 0.01), float64, against the tutorial's own style (layer objects, new
-    arrays every epoch). Target: mlplab <= 0.3x.
+    arrays every epoch). Target: mlplab <= 0.3x. Measured twice: with glibc's default
+    malloc settings (as a fresh process runs the tutorial: freed arrays of a few hundred KB
+    go back to the OS and are faulted in again) and with malloc tuned not to trim, which
+    leaves the tutorial only its arithmetic. Both peers make the same eight BLAS calls per
+    epoch (bit-for-bit reproduction needs them), which bounds how far mlplab can pull ahead.
 
 All peers run with the same BLAS/torch thread count (--threads); every figure is the minimum
 over --repeat runs, peers interleaved within each repeat because the machine is shared. Both
@@ -20,6 +24,7 @@ count time spent waiting for a core) is the steadier of the two, and the ratios 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gzip
 import time
 import warnings
@@ -76,8 +81,8 @@ def report(times: dict, scale: float, unit: str) -> dict:
 def mlplab_epoch(X, Y, dtype):
     model = MLP(SIZES, ["relu", "relu", "softmax"], "softmax_cross_entropy", dtype=dtype)
     sgd = get_optimizer("sgd", model.params, LR)
-    Xt, Yt = np.ascontiguousarray(X.T, dtype=dtype), np.ascontiguousarray(Y.T, dtype=dtype)
-    batches = [(Xt[:, s:s + BATCH], Yt[:, s:s + BATCH]) for s in range(0, Xt.shape[1], BATCH)]
+    # contiguous (features, batch) arrays, as the trainer feeds them (it gathers each batch)
+    batches = list(zip(column_batches(X, dtype), column_batches(Y, dtype), strict=True))
 
     def run():
         for xb, yb in batches:
@@ -85,18 +90,24 @@ def mlplab_epoch(X, Y, dtype):
     return run
 
 
+def column_batches(rows: np.ndarray, dtype) -> list[np.ndarray]:
+    """Sample-major data as contiguous (features, BATCH) blocks."""
+    return [np.ascontiguousarray(rows[s:s + BATCH].T, dtype=dtype)
+            for s in range(0, rows.shape[0], BATCH)]
+
+
 def gemm_roof_epoch(X, dtype):
     """Exactly the engine's matmuls, with the same operand layouts, and nothing else."""
     rng = np.random.default_rng(0)
-    Xt = np.ascontiguousarray(X.T, dtype=dtype)
+    batches = column_batches(X, dtype)
     W = [rng.normal(size=(o, i)).astype(dtype) for i, o in zip(SIZES[:-1], SIZES[1:], strict=True)]
     A = [np.empty((o, BATCH), dtype) for o in SIZES[1:]]
     dA = [np.empty((i, BATCH), dtype) for i in SIZES[1:-1]]
     dW = [np.empty_like(w) for w in W]
 
     def run():
-        for s in range(0, Xt.shape[1], BATCH):
-            inputs = [Xt[:, s:s + BATCH], A[0], A[1]]
+        for xb in batches:
+            inputs = [xb, A[0], A[1]]
             for layer in range(3):
                 np.dot(W[layer], inputs[layer], out=A[layer])
             for layer in (2, 1, 0):
@@ -200,7 +211,20 @@ def tutorial_epoch(X, Y, lr=0.01):
     return run
 
 
-def bench_tiny(args):
+def tune_glibc_malloc() -> bool:
+    """Stop glibc from returning freed memory to the OS (and re-faulting it in) between
+    allocations, as it does by default for arrays of a few hundred KB. Returns False when
+    not on glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(libc.mallopt(M_TRIM_THRESHOLD, 256 << 20) and
+                libc.mallopt(M_MMAP_THRESHOLD, 32 << 20))
+
+
+def bench_tiny(args, allocator: str):
     rng = np.random.default_rng(1)
     X, Y = rng.normal(size=(2, 7000)), rng.normal(size=(3, 7000))
     model = MLP([2, 4, 4, 3], ["relu", "relu", "identity"], "mse_half")
@@ -217,7 +241,8 @@ def bench_tiny(args):
             tutorial()
     # many short runs: the minimum then more likely catches a quiet moment of the machine
     times = best_of(10 * args.repeat, {"mlplab": ours, "tutorial style": theirs})
-    print(f"\n(b) edenau 2-4-4-3, 7000 samples, full batch, float64 ({epochs} epochs per run)")
+    print(f"\n(b) edenau 2-4-4-3, 7000 samples, full batch, float64, {allocator} "
+          f"({epochs} epochs per run)")
     times = report(times, 1e6 / epochs, "us/epoch")
     print(f"    mlplab / tutorial  = {times['mlplab'] / times['tutorial style']:.2f}  "
           "(target <= 0.3)")
@@ -234,11 +259,15 @@ def main():
     args = parser.parse_args()
     with threadpool_limits(limits=args.threads, user_api="blas"):
         print(f"threads: {args.threads}, repeats: {args.repeat} (minimum reported)")
+        # (b) first, while the allocator is as a fresh process has it (the big arrays of
+        # (a) make glibc stop trimming, which hides the tutorial's allocation cost)
+        if "tiny" not in args.skip:
+            bench_tiny(args, "default allocator")
         if "mnist" not in args.skip:
             for dtype in (["float32", "float64"] if args.dtype == "both" else [args.dtype]):
                 bench_mnist(args, dtype)
-        if "tiny" not in args.skip:
-            bench_tiny(args)
+        if "tiny" not in args.skip and tune_glibc_malloc():
+            bench_tiny(args, "glibc malloc tuned not to trim")
 
 
 if __name__ == "__main__":
