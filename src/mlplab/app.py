@@ -151,17 +151,21 @@ def _parent_run_id(context: JobContext) -> str | None:
     return parent["run_id"] if parent else None
 
 
-def _latest_checkpoint(run, directory: str) -> Path:
-    """Download the resumed run's newest `checkpoints/*.npz`."""
+def _latest_checkpoint(cfg: DictConfig, directory: str) -> Path:
+    """Download the newest `checkpoints/*.npz` of the run named by `trainer.resume`, before
+    that run is re-opened (a run without checkpoints is left untouched)."""
     from mlplab.errors import DataError
+    from mlplab.tracking.store import get_client
 
-    names = sorted(a.path for a in run.client.list_artifacts(run.run_id, "checkpoints")
+    run_id = cfg.trainer.resume
+    client = get_client(cfg.logger.tracking_uri)
+    names = sorted(a.path for a in client.list_artifacts(run_id, "checkpoints")
                    if a.path.endswith(".npz"))
     if not names:
-        raise DataError(f"trainer.resume: run {run.run_id} has no checkpoints/*.npz artifact "
-                        "to resume from; valid choices: a run logged with "
-                        "trainer.checkpoint_every set, or one that was killed")
-    return Path(run.client.download_artifacts(run.run_id, names[-1], directory))
+        raise DataError(f"trainer.resume: run {run_id} has no checkpoints/*.npz artifact to "
+                        "resume from; valid choices: a run logged with trainer.checkpoint_every "
+                        "set, or one that was killed")
+    return Path(client.download_artifacts(run_id, names[-1], directory))
 
 
 def _set_blas_threads(cfg: DictConfig, context: JobContext) -> None:
@@ -230,10 +234,12 @@ def run_job(cfg: DictConfig, context: JobContext | None = None) -> float:
     else:
         mlflow_run = make_mlflow_run(cfg, context, dataset, name)
         trainer = make_trainer(cfg, model, optimizer, [mlflow_run, *callbacks])
-        with mlflow_run, tempfile.TemporaryDirectory(prefix="mlplab-resume-") as scratch:
-            outcome.run_id, outcome.tracking_uri = mlflow_run.run_id, mlflow_run.tracking_uri
-            resume_from = _latest_checkpoint(mlflow_run, scratch) if cfg.trainer.resume else None
-            result = trainer.fit(dataset, resume_from=resume_from)
+        with tempfile.TemporaryDirectory(prefix="mlplab-resume-") as scratch:
+            resume_from = _latest_checkpoint(cfg, scratch) if cfg.trainer.resume else None
+            with mlflow_run:
+                outcome.run_id = mlflow_run.run_id
+                outcome.tracking_uri = mlflow_run.tracking_uri
+                result = trainer.fit(dataset, resume_from=resume_from)
     outcome.status, outcome.reason = result.status, result.reason
     outcome.metrics = dict(result.metrics)
     objective = result.objective

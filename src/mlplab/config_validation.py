@@ -219,6 +219,9 @@ def validate(cfg: DictConfig) -> None:
     _check_schedule(cfg.schedule, registries, cfg.trainer.epochs)
     _check_trainer(cfg.trainer, metric_names())
     _choice("logger.name", cfg.logger.name, LOGGERS)
+    if cfg.trainer.resume is not None and cfg.logger.name == "none":
+        raise ConfigError("trainer.resume: resuming reads the run's checkpoints from MLflow; "
+                          "valid choices: logger=mlflow with trainer.resume=<run id>, or null")
 
 
 def output_head(cfg: DictConfig, task: str) -> tuple[str, str]:

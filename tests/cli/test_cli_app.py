@@ -54,3 +54,23 @@ def test_run_name_is_the_preset_and_the_overrides_that_change_the_model(override
     context = JobContext(preset="quick_moons", overrides=["experiment=quick_moons", *overrides])
     assert run_name(cfg, context) == expected
     assert run_name(compose_train("run_name=mine"), context) == "mine"
+
+
+def test_resume_continues_the_same_run_from_its_last_checkpoint(store):
+    from cli_helpers import client, store_uri
+
+    from mlplab.errors import DataError
+
+    tracked = [f"logger.tracking_uri={store_uri(store)}", "logger.log_model=false",
+               "logger.plots=false", "dataset.n_samples=200", "trainer.log_every=1"]
+    run_job(compose_train(*tracked, "trainer.epochs=4", "trainer.checkpoint_every=2"))
+    first = app.LAST_OUTCOME.run_id
+    run_job(compose_train(*tracked, "trainer.epochs=6", f"trainer.resume={first}"))
+    assert app.LAST_OUTCOME.run_id == first and app.LAST_OUTCOME.status == "FINISHED"
+    history = client(store).get_metric_history(first, "test_loss")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5, 6]
+    run_job(compose_train(*tracked, "trainer.epochs=2"))  # no checkpoints logged
+    plain = app.LAST_OUTCOME.run_id
+    with pytest.raises(DataError, match=r"^trainer\.resume: run \w+ has no checkpoints"):
+        run_job(compose_train(*tracked, "trainer.epochs=3", f"trainer.resume={plain}"))
+    assert client(store).get_run(plain).info.status == "FINISHED"  # left as it was

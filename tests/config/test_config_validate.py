@@ -35,6 +35,7 @@ BAD_VALUES = [
     (["schedule=step", "schedule.step_size=0"], "schedule.step_size", ">= 1"),
     (["logger.name=wandb"], "logger.name", "mlflow, none"),
     (["seed=-1"], "seed", "2**32"),
+    (["logger=none", "trainer.resume=abc123"], "trainer.resume", "logger=mlflow"),
     (["+optimizer.zzz=1"], "optimizer.zzz", "weight_decay"),
     (["+trainer.early_stopping.wait=3"], "trainer.early_stopping.wait", "patience"),
 ]
