@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,20 @@ def load_study(tmp: Path, study: str = "toy") -> optuna.Study:
 
 def summary(tmp: Path) -> dict:
     return json.loads((tmp / "sweep" / "optuna_summary.json").read_text())
+
+
+def complete_trials_so_far(tmp: Path) -> int:
+    """COMPLETE trials in a study a running sweep is writing, read without Optuna.
+
+    Opening the store with Optuna from here could race the sweeper creating its tables
+    (both would try); a plain read-only query cannot.
+    """
+    path = tmp / "study.db"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()
+        return count
+    except sqlite3.OperationalError:  # tables not created yet, or busy
+        return 0

@@ -77,18 +77,20 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def recover_interrupted(study: optuna.Study, storage: RDBStorage) -> list[int]:
+def recover_interrupted(study: optuna.Study, storage: RDBStorage, keys: set[str]) -> list[int]:
     """Mark trials a killed sweep left RUNNING as FAIL and queue their params again.
 
     Only one sweeper may drive a study at a time: a RUNNING trial at start-up can only
     belong to a sweep that died, so its job result is lost and the configuration must be
-    evaluated again. Returns the numbers of the trials marked FAIL.
+    evaluated again. A trial killed while its params were being sampled (some of `keys`
+    missing) never ran and is not queued. Returns the numbers of the trials marked FAIL.
     """
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        if set(trial.params) == keys:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         failed.append(trial.number)
     if failed:
         log.warning(

@@ -10,14 +10,10 @@ finishes an interrupted sweep without repeating finished trials.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import math
-import numbers
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +28,13 @@ from mlplab.errors import ConfigError, DataError, choices
 from mlplab.search.config import DIRECTIONS
 from mlplab.search.factories import PRUNER_ATTR, make_pruner, make_sampler, pruner_settings
 from mlplab.search.groups import aggregate_seed_values, quote
+from mlplab.search.interrupts import (
+    describe_outcome,
+    is_objective,
+    job_outcome,
+    sigterm_as_keyboard_interrupt,
+    sigterm_ignored,
+)
 from mlplab.search.pruning import KILLED_ATTR, PRUNED_AT_ATTR
 from mlplab.search.space import SearchSpace, parse_search_space
 from mlplab.search.study import count_done, default_storage_url, open_study, recover_interrupted
@@ -51,6 +54,7 @@ class OptunaSweeperImpl(Sweeper):
         self.launcher: Any = None
         self.job_idx = 0
         self.validated = False
+        self.study: optuna.Study | None = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -66,8 +70,15 @@ class OptunaSweeperImpl(Sweeper):
 
     # -- the sweep ----------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
-        with _sigterm_as_keyboard_interrupt():
-            return self._sweep(arguments)
+        with sigterm_as_keyboard_interrupt():
+            try:
+                return self._sweep(arguments)
+            except KeyboardInterrupt:
+                if self.study is not None:
+                    with sigterm_ignored():
+                        # Whatever was asked and not told (mid-batch, mid-ask) is lost.
+                        recover_interrupted(self.study, self.storage, set(self.space.params))
+                raise
 
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         assert self.config is not None and self.hydra_context is not None
@@ -88,10 +99,10 @@ class OptunaSweeperImpl(Sweeper):
             make_sampler(s["sampler"], s["n_jobs"], grid), make_pruner(self.pruner_settings),
         )
         study.set_user_attr(PRUNER_ATTR, self.pruner_settings)
-        self.study, self.storage = study, storage
+        self.study, self.storage, self.space = study, storage, space
         seeds = list(s["seeds"] or [])
         self.job_idx = len(study.trials) * max(1, len(seeds))
-        recover_interrupted(study, storage)
+        recover_interrupted(study, storage, set(space.params))
 
         budget = s["n_trials"]
         if grid is not None:
@@ -134,7 +145,6 @@ class OptunaSweeperImpl(Sweeper):
         reports to the pruner) and the other seeds run only for trials that survived it.
         """
         told: dict[int, TrialState] = {}
-        interrupted = False
         try:
             for trial in trials:
                 trial.set_user_attr("overrides", self._job_overrides(trial, space, seeds, 0))
@@ -145,7 +155,7 @@ class OptunaSweeperImpl(Sweeper):
             returns = self._launch(trials, first, space, seeds, outcomes)
             if two_phase:
                 alive = [t for t in trials if not self._was_pruned(t)
-                         and all(_is_value(v) for v in outcomes[t.number])]
+                         and all(is_objective(v) for v in outcomes[t.number])]
                 returns += self._launch(alive, seed_slots[1:], space, seeds, outcomes)
             for trial in trials:
                 told[trial.number] = self._tell(trial, outcomes[trial.number], seeds)
@@ -155,13 +165,11 @@ class OptunaSweeperImpl(Sweeper):
             if user_errors:
                 raise user_errors[0]
             return returns, list(told.values())
-        except BaseException as error:
-            interrupted = not isinstance(error, Exception)  # Ctrl-C, SystemExit
-            raise
-        finally:
-            for trial in trials:  # never leave a trial RUNNING
+        except Exception:
+            for trial in trials:  # never leave a trial RUNNING (interrupts: see `sweep`)
                 if trial.number not in told:
-                    self._abandon(trial, requeue=interrupted)
+                    self._abandon(trial, requeue=False)
+            raise
 
     def _launch(self, trials, slots, space, seeds, outcomes) -> list[JobReturn]:
         jobs = [(t, slot) for t in trials for slot in slots]
@@ -176,7 +184,7 @@ class OptunaSweeperImpl(Sweeper):
         results = list(self.launcher.launch(batch, initial_job_idx=self.job_idx))
         self.job_idx += len(batch)
         for (trial, _), result in zip(jobs, results, strict=True):
-            outcomes[trial.number].append(_outcome(result))
+            outcomes[trial.number].append(job_outcome(result))
         return results
 
     def _job_overrides(self, trial: Trial, space: SearchSpace, seeds: list[int], slot: int):
@@ -198,7 +206,7 @@ class OptunaSweeperImpl(Sweeper):
             return  # an interrupt arrived after the study was told
         trial.set_user_attr("interrupted", True)
         self.study.tell(trial, state=TrialState.FAIL)
-        if requeue:
+        if requeue and set(trial.params) == set(self.space.params):
             self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
     def _was_pruned(self, trial: Trial) -> bool:
@@ -216,9 +224,9 @@ class OptunaSweeperImpl(Sweeper):
                      self.storage.get_trial_user_attrs(trial._trial_id)[PRUNED_AT_ATTR],
                      trial.params)
             return TrialState.PRUNED
-        failures = [v for v in values if not _is_value(v)]
+        failures = [v for v in values if not is_objective(v)]
         if failures or not values:
-            reason = _describe(failures[0]) if failures else "no job ran"
+            reason = describe_outcome(failures[0]) if failures else "no job ran"
             trial.set_user_attr("error", reason[:500])
             self.study.tell(trial, state=TrialState.FAIL)
             log.warning("Trial %d FAILED (%s) %s", trial.number, reason, trial.params)
@@ -262,43 +270,3 @@ class OptunaSweeperImpl(Sweeper):
         }
         digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
         return f"{experiment}-{digest}"
-
-
-@contextlib.contextmanager
-def _sigterm_as_keyboard_interrupt():
-    """SIGTERM stops a sweep the way Ctrl-C does: the batch's trials are marked FAIL and
-    queued again, and Hydra's callbacks close the MLflow parent run. (While a job trains
-    in this process, the trainer's own handler takes over and stops the run gracefully.)"""
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt("SIGTERM")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _outcome(result: JobReturn) -> Any:
-    """A job's return value, or the exception it raised."""
-    try:
-        return result.return_value
-    except Exception as error:  # the job failed; Hydra re-raises its exception here
-        return error
-
-
-def _describe(outcome: Any) -> str:
-    if isinstance(outcome, BaseException):
-        return f"{type(outcome).__name__}: {outcome}"
-    return f"objective {outcome!r}"
-
-
-def _is_value(value: Any) -> bool:
-    """A usable objective: a finite real number (NumPy scalars included), not a bool."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(float(value)))
