@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlplab.errors import ConfigError, DataError
 from mlplab.tracking.store import ensure_experiment, get_client, git_commit
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ class MlflowRun:
         self._last_flush = 0.0
         self._closed = False
         self._previous_sigterm = None
+        self._status_before_resume: str | None = None
+        self._logged_through = 0  # the last step a resumed run already has metrics for
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -151,9 +154,24 @@ class MlflowRun:
         self._log_params(self.params)
 
     def _reopen(self, run_id: str) -> None:
-        run = self.client.get_run(run_id)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as error:
+            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
+            raise ConfigError(f"trainer.resume: no run {run_id!r} in {self.tracking_uri}; "
+                              "valid choices: a run id of this store (see `mlplab runs`)"
+                              ) from None
         self.run_id = run_id
         self.experiment_id = run.info.experiment_id
+        self._status_before_resume = run.info.status
+        # A run killed without cleanup (SIGKILL) may hold metrics past its last checkpoint;
+        # the replayed epochs recompute the same values, so they are not logged twice.
+        self._logged_through = max((point.step for key in run.data.metrics
+                                    for point in self.client.get_metric_history(run_id, key)),
+                                   default=0)
         self.client.update_run(run_id, status="RUNNING")
         logged = run.data.params
         fresh = {k: v for k, v in self.params.items() if k not in logged}
@@ -170,6 +188,16 @@ class MlflowRun:
             return False
         self._closed = True
         self._restore_sigterm()
+        if (self._status_before_resume is not None and self._trainer is None
+                and exc_type is not None and issubclass(exc_type, ConfigError | DataError)):
+            # A resume refused before training (bad epochs, no checkpoint) leaves the run's
+            # status as it was: a typo must not turn a finished run into a failed one.
+            self.status = self._status_before_resume
+            try:
+                self.client.update_run(self.run_id, status=self.status)
+            except Exception:
+                log.exception("could not restore MLflow run %s to %s", self.run_id, self.status)
+            return False
         status, reason = self.status or "FINISHED", None
         if exc_type is not None:
             killed = issubclass(exc_type, KeyboardInterrupt | SystemExit)
@@ -191,6 +219,8 @@ class MlflowRun:
         self._trainer = trainer
 
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        if epoch <= self._logged_through:
+            return
         stamp = _now_ms()
         from mlflow.entities import Metric
 
