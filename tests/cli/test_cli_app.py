@@ -59,7 +59,7 @@ def test_run_name_is_the_preset_and_the_overrides_that_change_the_model(override
 def test_resume_continues_the_same_run_from_its_last_checkpoint(store):
     from cli_helpers import client, store_uri
 
-    from mlplab.errors import DataError
+    from mlplab.errors import ConfigError, DataError
 
     tracked = [f"logger.tracking_uri={store_uri(store)}", "logger.log_model=false",
                "logger.plots=false", "dataset.n_samples=200", "trainer.log_every=1"]
@@ -74,3 +74,5 @@ def test_resume_continues_the_same_run_from_its_last_checkpoint(store):
     with pytest.raises(DataError, match=r"^trainer\.resume: run \w+ has no checkpoints"):
         run_job(compose_train(*tracked, "trainer.epochs=3", f"trainer.resume={plain}"))
     assert client(store).get_run(plain).info.status == "FINISHED"  # left as it was
+    with pytest.raises(ConfigError, match=r"^trainer\.resume: no run '0+' in sqlite.*runs"):
+        run_job(compose_train(*tracked, "trainer.resume=" + "0" * 32))
