@@ -25,6 +25,7 @@ def test_pruned_sweep_lands_in_mlflow(tmp_path):
         f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
         "hydra.sweeper.study_name=e2e", f"hydra.sweeper.n_trials={N_TRIALS}",
         f"trainer.epochs={EPOCHS}", "dataset.n_samples=300",
+        "logger.plots=false", "logger.log_model=false",  # not under test here, and slow
         "hydra.sweeper.pruner.n_startup_trials=2", "hydra.sweeper.pruner.n_warmup_steps=5",
     ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)

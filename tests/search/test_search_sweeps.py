@@ -50,12 +50,14 @@ def _results(records) -> list[dict]:
 def test_pruning_saves_epochs_and_keeps_the_best(tmp_path, launcher):
     plain, pruned = tmp_path / "plain", tmp_path / "pruned"
     plain.mkdir(), pruned.mkdir()
-    run_sweep(plain, launcher, *SPACE, *TPE)
     run_sweep(pruned, launcher, *SPACE, *TPE, *MEDIAN)
-
-    assert summary(plain)["best_trial"]["params"] == OPTIMUM
     assert summary(pruned)["best_trial"]["params"] == OPTIMUM
-    assert _epochs(read_log(pruned)) < _epochs(read_log(plain)) == 8 * 10
+    if launcher == "basic":
+        run_sweep(plain, launcher, *SPACE, *TPE)
+        assert summary(plain)["best_trial"]["params"] == OPTIMUM
+        assert _epochs(read_log(plain)) == 8 * 10
+    # Without a pruner every trial runs its 10 epochs (checked above under one launcher).
+    assert _epochs(read_log(pruned)) < 8 * 10
 
     study = load_study(pruned)
     pruned_trials = study.get_trials(states=(TrialState.PRUNED,))
@@ -189,12 +191,12 @@ def test_grid_sampler_visits_each_point_once_and_stops(tmp_path):
 
 
 def test_failed_trials_do_not_count_and_too_many_stop_the_sweep(tmp_path):
-    # opt=c returns NaN: those trials FAIL and the sweep goes on until 3 trials complete.
+    # opt=c returns NaN: those trials FAIL and the sweep goes on until 2 trials complete.
     run_sweep(tmp_path, "basic", "x=choice(0)", "opt=choice(a,c)", "nan_opt=c", "epochs=2",
-              "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.name=random",
+              "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.name=random",
               "hydra.sweeper.sampler.seed=0", "hydra.sweeper.max_failures=20", study="some_fail")
     study = load_study(tmp_path, "some_fail")
-    assert _count(study, TrialState.COMPLETE) == 3
+    assert _count(study, TrialState.COMPLETE) == 2
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert failed and all(t.params["opt"] == "c" for t in failed)
     # Every trial fails: the sweep gives up after max_failures instead of looping forever.
