@@ -78,7 +78,7 @@ def learning_curves(history: Mapping[str, Sequence[tuple[int, float]]], path, lo
     order = sorted(panels, key=lambda m: (m != "loss", m != "accuracy", m))
     figure = new_figure(4.0 * len(order), 3.2)
     for axes, metric in zip(figure.subplots(1, len(order), squeeze=False)[0], order, strict=True):
-        for split, points in sorted(panels[metric].items()):
+        for split, points in sorted(panels[metric].items(), key=_split_order):
             epochs, values = np.asarray(points, dtype=float).reshape(-1, 2).T
             axes.plot(epochs, values, SPLIT_STYLE.get(split, ":"), label=split, marker=None)
         if log_scale and metric != "accuracy" and _all_positive(panels[metric]):
@@ -88,6 +88,12 @@ def learning_curves(history: Mapping[str, Sequence[tuple[int, float]]], path, lo
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
     return save_figure(figure, path)
+
+
+def _split_order(item) -> tuple[int, str]:
+    """train, val, test, then anything else by name: the legend reads in data-flow order."""
+    split = item[0]
+    return (list(SPLIT_STYLE).index(split) if split in SPLIT_STYLE else len(SPLIT_STYLE), split)
 
 
 def _all_positive(series: Mapping[str, Sequence[tuple[int, float]]]) -> bool:
@@ -126,7 +132,7 @@ def decision_boundary(predict_proba_fn: Callable, X, y, path, grid=BOUNDARY_GRID
     if proba.ndim == 1 or proba.shape[1] == 1:
         surface = np.clip(proba.reshape(grid, grid), 0.0, 1.0)
         filled = axes.contourf(mesh_x, mesh_y, surface, levels=np.linspace(0, 1, 11),
-                               cmap="RdBu_r", alpha=0.75)
+                               cmap="RdBu_r", alpha=0.5)  # light, so the points stand out
         axes.contour(mesh_x, mesh_y, surface, levels=[0.5], colors="k", linewidths=1.2)
         figure.colorbar(filled, ax=axes, label="P(class 1)")
         n_classes = 2
