@@ -233,3 +233,18 @@ def test_logged_model_loads_from_the_run(tracking):
                                rtol=1e-12, atol=1e-12)
     names = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert "model/MLmodel" in names
+
+
+def test_logged_model_takes_column_names_from_the_dataset(tracking, tmp_path):
+    client, experiment = tracking
+    dataset, model, raw_x = sum_diff_problem(seed=4)
+    dataset.info = {"feature_names": ["a", "b"], "target_names": ["a+b", "a-b", "|a-b|"]}
+    run_id = client.create_run(experiment).info.run_id
+    pyfunc.log_pyfunc_model(client, run_id, model, dataset)
+    local = client.download_artifacts(run_id, "model", str(tmp_path))
+    info = mlflow.models.get_model_info(local)
+    assert info.signature.inputs.input_names() == ["a", "b"]
+    assert info.signature.outputs.input_names() == ["a+b", "a-b", "|a-b|"]
+    table = mlflow.pyfunc.load_model(local).predict(pd.DataFrame(raw_x, columns=["a", "b"]))
+    np.testing.assert_allclose(table["a+b"], in_memory(model, dataset, raw_x)[:, 0],
+                               rtol=1e-12, atol=1e-12)

@@ -139,10 +139,12 @@ def log_pyfunc_model(client, run_id: str, model, dataset, *, artifact_path=ARTIF
     """Save the model of `dataset`'s task and upload it under `artifact_path` of the run.
 
     Uses the dataset's scalers, so predictions come out in the data's original units; the
-    input example is the first test rows mapped back to original units. Returns the seconds
-    spent (the run layer may log it).
+    input example is the first test rows mapped back to original units. Column names come
+    from the arguments, else `dataset.info["feature_names"]` / `["target_names"]`, else
+    x0.. / y0... Returns the seconds spent (the run layer may log it).
     """
     started = time.perf_counter()
+    info = getattr(dataset, "info", None) or {}  # loaders may name columns there
     example = dataset.X_test[:n_example_rows]
     if dataset.x_scaler is not None:
         example = dataset.x_scaler.inverse_transform(example)
@@ -150,6 +152,7 @@ def log_pyfunc_model(client, run_id: str, model, dataset, *, artifact_path=ARTIF
         directory = save_pyfunc_model(
             Path(scratch) / artifact_path, model, task=dataset.task,
             x_scaler=dataset.x_scaler, y_scaler=dataset.y_scaler, input_example=example,
-            feature_names=feature_names, output_names=output_names)
+            feature_names=feature_names or info.get("feature_names"),
+            output_names=output_names or info.get("target_names"))
         client.log_artifacts(run_id, str(directory), artifact_path)
     return time.perf_counter() - started
