@@ -147,6 +147,9 @@ def test_selected_plots_reads_logger_plots():
     assert plots.selected_plots(True) == set(plots.RUN_PLOTS)
     assert plots.selected_plots(None) == set(plots.RUN_PLOTS)
     assert plots.selected_plots(False) == set()
+    assert plots.selected_plots("none") == set() and plots.selected_plots("False") == set()
+    assert plots.selected_plots("all") == set(plots.RUN_PLOTS)
+    assert plots.selected_plots("learning_curves") == {"learning_curves"}
     assert plots.selected_plots(["confusion_matrix", "metric_vs_param"]) == {"confusion_matrix"}
     with pytest.raises(ConfigError, match=r"logger\.plots: unknown plot 'confusion'.*valid"):
         plots.selected_plots(["confusion"])

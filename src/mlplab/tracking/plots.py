@@ -27,6 +27,7 @@ RUN_PLOTS = (
     "predicted_vs_true",
     "weight_histograms",
 )
+SWEEP_PLOT_NAMES = ("parallel_coordinates", "metric_vs_param")  # drawn by plots_sweep
 SPLIT_PREFIXES = ("train_", "val_", "test_")
 SPLIT_STYLE = {"train": "-", "val": "-.", "test": "--"}
 BOUNDARY_GRID = 200
@@ -245,7 +246,11 @@ def _histogram(axes, arrays, layer, bins, title):
 
 
 def selected_plots(cfg_plots, known=RUN_PLOTS, key="logger.plots") -> set[str]:
-    """`logger.plots`: true/None -> all, false -> none, a list -> those names (validated)."""
+    """`logger.plots`: true/null -> all, false -> none, a list -> those names (validated).
+    The strings "true"/"all" and "false"/"none" mean the same as the booleans."""
+    words = {"true": True, "all": True, "false": False, "none": False, "null": None}
+    if isinstance(cfg_plots, str) and cfg_plots.lower() in words:  # typed on a command line
+        cfg_plots = words[cfg_plots.lower()]
     if cfg_plots is None or cfg_plots is True:
         return set(known)
     if cfg_plots is False:
@@ -255,12 +260,9 @@ def selected_plots(cfg_plots, known=RUN_PLOTS, key="logger.plots") -> set[str]:
     names = {str(name) for name in cfg_plots}
     unknown = names - set(RUN_PLOTS) - set(SWEEP_PLOT_NAMES)
     if unknown:
-        valid = choices((*RUN_PLOTS, *SWEEP_PLOT_NAMES, "true", "false"))
+        valid = choices((*RUN_PLOTS, *SWEEP_PLOT_NAMES, "true", "false", "all", "none"))
         raise ConfigError(f"{key}: unknown plot {sorted(unknown)[0]!r}; valid choices: {valid}")
     return names & set(known)
-
-
-SWEEP_PLOT_NAMES = ("parallel_coordinates", "metric_vs_param")
 
 
 def log_run_plots(model, dataset, history, out_dir, cfg_plots=True, grads=None) -> list[Path]:
@@ -286,7 +288,7 @@ def log_run_plots(model, dataset, history, out_dir, cfg_plots=True, grads=None) 
         if "predicted_vs_true" in wanted:
             jobs.append(("predicted_vs_true", lambda p: predicted_vs_true(
                 dataset.to_original_units(dataset.y_test), dataset.to_original_units(outputs), p,
-                names=dataset.info.get("target_names"))))
+                names=(getattr(dataset, "info", None) or {}).get("target_names"))))
     else:
         labels = class_labels(outputs)
         n_classes = int(dataset.n_classes or max(2, outputs.shape[1]))
