@@ -11,7 +11,9 @@ installed (mlplab is not on PyPI, so MLflow's virtualenv/conda managers cannot r
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import tempfile
 import time
 import warnings
@@ -117,15 +119,28 @@ def save_pyfunc_model(path, model, *, task, x_scaler=None, y_scaler=None, input_
         with warnings.catch_warnings():  # `label` is an integer column on purpose
             warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
             signature = infer_signature(example, predictor.predict(example))
-        mlflow.pyfunc.save_model(
-            str(path), loader_module=LOADER_MODULE, data_path=str(data_dir),
-            signature=signature, input_example=example,
-            # Listing requirements skips MLflow's inference, which re-imports the model in a
-            # subprocess and costs seconds per run.
-            pip_requirements=_requirements(),
-            metadata={"mlplab_task": task, "output_columns": spec["output_columns"]},
-        )
+        with _quiet("mlflow.pyfunc"):  # one INFO line per run in every sweep's output
+            mlflow.pyfunc.save_model(
+                str(path), loader_module=LOADER_MODULE, data_path=str(data_dir),
+                signature=signature, input_example=example,
+                # Listing requirements skips MLflow's inference, which re-imports the model
+                # in a subprocess and costs seconds per run.
+                pip_requirements=_requirements(),
+                metadata={"mlplab_task": task, "output_columns": spec["output_columns"]},
+            )
     return Path(path)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    """Raise a logger to WARNING for the duration of the block."""
+    chatty = logging.getLogger(logger_name)
+    level = chatty.level
+    chatty.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        chatty.setLevel(level)
 
 
 def _requirements() -> list[str]:
