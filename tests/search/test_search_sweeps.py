@@ -99,8 +99,9 @@ def _interrupted(study) -> dict[int, dict]:
 
 
 @pytest.mark.parametrize("launcher, signum", [
-    ("basic", signal.SIGKILL), ("joblib", signal.SIGKILL), ("basic", signal.SIGTERM)],
-    ids=["basic-SIGKILL", "joblib-SIGKILL", "basic-SIGTERM"])
+    ("basic", signal.SIGKILL), ("joblib", signal.SIGKILL), ("basic", signal.SIGINT),
+    ("basic", signal.SIGTERM)],
+    ids=["basic-SIGKILL", "joblib-SIGKILL", "basic-SIGINT", "basic-SIGTERM"])
 def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, launcher, signum):
     args = [*SPACE, "hydra.sweeper.n_trials=8", "hydra.sweeper.sampler.seed=0",
             "epoch_seconds=0.04"]
@@ -113,16 +114,22 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, launch
     finally:
         if signum == signal.SIGKILL:
             os.killpg(process.pid, signum)  # the sweeper and its workers die at once
-        else:
-            os.kill(process.pid, signum)  # as `kill PID` would: the sweeper winds down
-        assert process.wait(timeout=60) != 0
+        elif process.poll() is None:
+            os.kill(process.pid, signum)  # as Ctrl-C or `kill PID` would
+        status = process.wait(timeout=60)
+    if signum == signal.SIGTERM:  # the running trial finishes, then exit as signalled
+        assert status == 143
+    else:
+        assert status != 0
 
     before = load_study(tmp_path)
     complete_before = {t.number for t in before.get_trials(states=(TrialState.COMPLETE,))}
     interrupted = _interrupted(before)
     assert 3 <= len(complete_before) < 8
-    if signum == signal.SIGTERM:
+    if signum != signal.SIGKILL:  # the sweeper cleaned up on its way out
         assert _count(before, TrialState.RUNNING) == 0
+    if signum == signal.SIGTERM:
+        assert _count(before, TrialState.FAIL) == 0
     log_lines_before = len(read_log(tmp_path))
 
     run_sweep(tmp_path, launcher, *args)

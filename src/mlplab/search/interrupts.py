@@ -1,15 +1,22 @@
 """Stopping a sweep part-way: signals, and reading what each job came back with.
 
-Ctrl-C and SIGTERM both stop a sweep as a KeyboardInterrupt in the sweeper; the sweeper
-then marks the trials it left RUNNING as FAIL and queues their configurations again, so
-the same command resumes. (While a job trains in the sweeper's own process, the trainer's
-handler takes the signal instead, ends the run KILLED, and the job's PruningCallback marks
-the trial `killed`, which stops the sweep the same way.)
+- SIGTERM (first): the running batch finishes, its trials are told, the summary written,
+  then the sweep exits with status 143. Jobs that got the signal too (a process-group kill)
+  end their runs KILLED at the end of an epoch; their trials are marked FAIL and queued
+  again. A second SIGTERM stops at once, like Ctrl-C.
+- Ctrl-C / SIGINT, second SIGTERM: KeyboardInterrupt now; the sweeper marks the trials it
+  left RUNNING as FAIL and queues their configurations again.
+- A job killed while training in the sweeper's own process (basic launcher): the trainer
+  takes the signal, ends the run KILLED, and the job's PruningCallback marks the trial
+  `killed`, which stops the sweep after the batch with the signal's exit status.
+
+Either way, running the same command again resumes the study.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import numbers
 import signal
@@ -18,24 +25,50 @@ from typing import Any
 
 from hydra.core.utils import JobReturn
 
+log = logging.getLogger(__name__)
 
-@contextlib.contextmanager
-def sigterm_as_keyboard_interrupt():
-    """Within the block, SIGTERM raises KeyboardInterrupt (main thread, default handler
-    only: a handler someone else installed is left alone)."""
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
-        yield
-        return
+EXIT_STATUS = {"SIGINT": 130, "SIGTERM": 143}
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt("SIGTERM")
 
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+class StopRequest:
+    """Remembers the first SIGTERM so the sweep can stop between batches."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def request(self, name: str) -> None:
+        self.signal_name = self.signal_name or name
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS.get(self.signal_name or "", 1)
+
+    @contextlib.contextmanager
+    def handling_sigterm(self):
+        """Within the block, the first SIGTERM only sets the request (main thread, default
+        handler only: a handler someone else installed is left alone)."""
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+            yield
+            return
+
+        def handle(signum, frame):
+            if self.signal_name is not None:
+                raise KeyboardInterrupt("second SIGTERM")
+            self.request("SIGTERM")
+            log.warning("SIGTERM: the running batch finishes, then the sweep stops "
+                        "(send it again to stop at once)")
+
+        signal.signal(signal.SIGTERM, handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def signal_of_killed_run(reason: str | None) -> str:
+    """SIGINT or SIGTERM, from a KILLED run's reason ("interrupted by SIGINT after ...")."""
+    return "SIGINT" if reason and "SIGINT" in reason else "SIGTERM"
 
 
 @contextlib.contextmanager

@@ -29,10 +29,11 @@ from mlplab.search.config import DIRECTIONS
 from mlplab.search.factories import PRUNER_ATTR, make_pruner, make_sampler, pruner_settings
 from mlplab.search.groups import aggregate_seed_values, quote
 from mlplab.search.interrupts import (
+    StopRequest,
     describe_outcome,
     is_objective,
     job_outcome,
-    sigterm_as_keyboard_interrupt,
+    signal_of_killed_run,
     sigterm_ignored,
 )
 from mlplab.search.pruning import KILLED_ATTR, PRUNED_AT_ATTR
@@ -55,6 +56,7 @@ class OptunaSweeperImpl(Sweeper):
         self.job_idx = 0
         self.validated = False
         self.study: optuna.Study | None = None
+        self.stop = StopRequest()
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -70,15 +72,22 @@ class OptunaSweeperImpl(Sweeper):
 
     # -- the sweep ----------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
-        with sigterm_as_keyboard_interrupt():
+        """Run the sweep; see `mlplab.search.interrupts` for how signals stop it."""
+        with self.stop.handling_sigterm():
             try:
-                return self._sweep(arguments)
+                returns = self._sweep(arguments)
             except KeyboardInterrupt:
                 if self.study is not None:
                     with sigterm_ignored():
                         # Whatever was asked and not told (mid-batch, mid-ask) is lost.
                         recover_interrupted(self.study, self.storage, set(self.space.params))
                 raise
+        if self.stop.signal_name is not None:
+            # Not a finished sweep: skip Hydra's end-of-sweep callbacks (the tracking layer
+            # then closes the parent run at exit, tagged as stopped early) and exit as a
+            # signalled command does.
+            raise SystemExit(self.stop.exit_status)
+        return returns
 
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         assert self.config is not None and self.hydra_context is not None
@@ -119,8 +128,7 @@ class OptunaSweeperImpl(Sweeper):
 
         returns: list[list[JobReturn]] = []
         failures = 0
-        self.interrupted = False
-        while not self.interrupted and (remaining := budget - count_done(study)) > 0:
+        while self.stop.signal_name is None and (remaining := budget - count_done(study)) > 0:
             trials = [study.ask(space.distributions) for _ in range(min(s["n_jobs"], remaining))]
             batch_returns, states = self._run_trials(trials, space, seeds)
             returns.append(batch_returns)
@@ -129,9 +137,9 @@ class OptunaSweeperImpl(Sweeper):
                 log.error("Stopping the sweep: %d trials failed (hydra.sweeper.max_failures=%d)",
                           failures, max_failures)
                 break
-        if self.interrupted:
-            log.warning("Sweep interrupted; run the same command again to resume study %r",
-                        self.study_name)
+        if self.stop.signal_name is not None:
+            log.warning("Sweep stopped by %s; run the same command again to resume study %r",
+                        self.stop.signal_name, self.study_name)
         write_summary(study, sweep_dir, self.storage_url, space)
         return returns
 
@@ -214,9 +222,10 @@ class OptunaSweeperImpl(Sweeper):
         return PRUNED_AT_ATTR in attrs
 
     def _tell(self, trial: Trial, values: list[Any], seeds: list[int]) -> TrialState:
-        if KILLED_ATTR in self.storage.get_trial_user_attrs(trial._trial_id):
+        killed = self.storage.get_trial_user_attrs(trial._trial_id).get(KILLED_ATTR)
+        if killed is not None:
             self._abandon(trial, requeue=True)
-            self.interrupted = True
+            self.stop.request(signal_of_killed_run(killed))
             return TrialState.FAIL
         if self._was_pruned(trial):
             self.study.tell(trial, state=TrialState.PRUNED)
