@@ -2,15 +2,17 @@
 
 (1) Per-run overhead: wall time of `mlplab train -m` sweeping 16 one-epoch runs of a tiny
     network on 200 moons, divided by 16, with the basic launcher (jobs one after the other
-    in one process) and the joblib launcher (2 worker processes), MLflow on; the same
-    sweeps with `logger=none` show MLflow's share. Target: <= 0.5 s per run with joblib.
+    in one process) and the joblib launcher (2 worker processes), MLflow on (with and
+    without the plots and pyfunc model) and off. Target: <= 0.5 s per run with joblib.
+    CPU seconds of all the sweep's processes are reported too: on a shared machine they
+    are the steadier figure (wall ~ CPU / 2 on two free cores).
     The store exists before the sweep (creating a SQLite store is a one-off migration of
     several seconds, reported separately).
 (2) Logging overhead: a 20,000-epoch full-batch run of the edenau network (2-4-4-3 ReLU,
-    7000 samples, mse_half + the edenau_loss metric) with the default cadence
-    (log_every=auto, i.e. every 20 epochs) against no logger, and with log_every=1
-    forced. Reported for `fit` alone (what logging adds to the loop; target <= 5%) and for
-    the whole run (opening the MLflow run, params, config, final weights, plots, model).
+    7000 samples, mse_half + the edenau_loss metric) with MLflow against no logger, at the
+    default cadence (log_every=auto, i.e. every 20 epochs; target <= 5%) and with
+    log_every=1 forced. `fit` wall and CPU time (metrics and final weights logged), and the
+    whole run as the app makes it (opening the run, params, config, plots, pyfunc model).
     Also end to end through `mlplab train experiment=edenau_regression` with MLflow on/off.
 
 Every figure is the minimum over --repeat runs, variants interleaved (the machine is
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -57,24 +60,36 @@ def fresh_store(template: Path, directory: Path) -> str:
 
 
 # ------------------------------------------------------------------------- (1) sweeps
-def sweep_once(launcher: str, logger: str, template: Path, work: Path, runs: int) -> float:
+def sweep_once(launcher: str, logger: str, template: Path, work: Path, runs: int):
+    """(wall seconds, CPU seconds of the sweep's processes) of one `mlplab train -m`."""
     work.mkdir(parents=True)
     uri = fresh_store(template, work)
     command = [*MLPLAB, "train", "-m", "experiment=quick_moons", "dataset.n_samples=200",
-               "trainer.epochs=1", f"seed=range(0,{runs})", f"logger={logger}",
+               "trainer.epochs=1", f"seed=range(0,{runs})",
                f"hydra.sweep.dir={work / 'sweep'}", f"hydra/launcher={launcher}"]
-    if logger == "mlflow":
+    if logger == "none":
+        command.append("logger=none")
+    else:
         command.append(f"logger.tracking_uri={uri}")
+        if logger == "mlflow-no-plots":
+            command += ["logger.plots=false", "logger.log_model=false"]
     if launcher == "joblib":
         command.append("hydra.launcher.n_jobs=2")
+    cpu = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"sweep failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
-    if logger == "mlflow":
+    if logger != "none":
         check_sweep(uri, runs)
-    return elapsed
+    return elapsed, cpu
+
+
+def _children_cpu() -> float:
+    """CPU seconds of finished child processes (loky workers are reaped by the sweep)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def check_sweep(uri: str, runs: int) -> None:
@@ -93,18 +108,19 @@ def check_sweep(uri: str, runs: int) -> None:
 def bench_sweeps(args, template: Path, scratch: Path) -> None:
     print(f"\n(1) per-run overhead: {args.runs} one-epoch runs per sweep (load {load()})")
     variants = [(launcher, logger) for launcher in ("basic", "joblib")
-                for logger in ("mlflow", "none")]
-    best = {v: float("inf") for v in variants}
+                for logger in ("mlflow", "mlflow-no-plots", "none")]
+    best: dict = {}
     for repeat in range(args.repeat):
         for launcher, logger in variants:
             work = scratch / f"sweep-{launcher}-{logger}-{repeat}"
-            best[(launcher, logger)] = min(best[(launcher, logger)],
-                                           sweep_once(launcher, logger, template, work,
-                                                      args.runs))
-    for (launcher, logger), seconds in best.items():
-        print(f"  launcher={launcher:7s} logger={logger:7s} sweep {seconds:6.2f} s  "
-              f"-> {seconds / args.runs:.3f} s per run")
-    print(f"  (load afterwards {load()})")
+            got = sweep_once(launcher, logger, template, work, args.runs)
+            old = best.get((launcher, logger), got)
+            best[(launcher, logger)] = (min(old[0], got[0]), min(old[1], got[1]))
+    for (launcher, logger), (wall, cpu) in best.items():
+        print(f"  launcher={launcher:6s} logger={logger:15s} sweep {wall:6.2f} s wall, "
+              f"{cpu:6.2f} s CPU -> {wall / args.runs:.3f} s wall, {cpu / args.runs:.3f} s CPU "
+              "per run")
+    print(f"  (load afterwards {load()}; 'mlflow-no-plots' also skips the pyfunc model)")
 
 
 # ----------------------------------------------------------------------- (2) logging
@@ -122,25 +138,31 @@ def edenau_job(epochs: int, log_every, callbacks):
     return ds, trainer
 
 
-def logging_once(variant: str, epochs: int, template: Path, work: Path) -> tuple[float, float]:
-    """(fit seconds, whole-run seconds) for one variant."""
+def fit_once(epochs: int, log_every, logger: str, template: Path, work: Path) -> dict:
+    """Wall and CPU seconds of `fit` (logging metrics and final weights; no plots or model)
+    and wall seconds of a whole run as the app makes it (plots and pyfunc model too)."""
     from mlplab.tracking import MlflowRun
 
-    log_every = 1 if variant == "mlflow, log_every=1" else "auto"
+    ds, trainer = edenau_job(epochs, log_every, [])
+    if logger == "none":
+        wall, cpu = time.perf_counter(), time.process_time()
+        trainer.fit(ds)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return {"fit": wall, "cpu": cpu, "whole": wall}
+    config = {"trainer": {"epochs": epochs, "log_every": log_every}, "seed": 42}
+    with MlflowRun("bench_logging", tracking_uri=fresh_store(template, work / "loop"),
+                   config=config, plots=False, log_model=False) as run:
+        trainer.callbacks.append(run)
+        wall, cpu = time.perf_counter(), time.process_time()
+        trainer.fit(ds)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     ds, trainer = edenau_job(epochs, log_every, [])
     started = time.perf_counter()
-    if variant == "none":
-        trainer.fit(ds)
-        fit = total = time.perf_counter() - started
-        return fit, total
-    uri = fresh_store(template, work)
-    config = {"trainer": {"epochs": epochs, "log_every": log_every}, "seed": 42}
-    with MlflowRun("bench_logging", tracking_uri=uri, config=config, dataset=ds) as run:
+    with MlflowRun("bench_logging", tracking_uri=fresh_store(template, work / "whole"),
+                   config=config, dataset=ds) as run:
         trainer.callbacks.append(run)
-        fit_started = time.perf_counter()
         trainer.fit(ds)
-        fit = time.perf_counter() - fit_started  # includes final weights, plots, model
-    return fit, time.perf_counter() - started
+    return {"fit": wall, "cpu": cpu, "whole": time.perf_counter() - started}
 
 
 def bench_logging(args, template: Path, scratch: Path) -> None:
@@ -148,43 +170,24 @@ def bench_logging(args, template: Path, scratch: Path) -> None:
     from mlplab.tracking import get_client
 
     get_client(fresh_store(template, scratch / "warmup"))  # import MLflow outside the timing
-    variants = ("none", "mlflow, log_every=auto", "mlflow, log_every=1")
-    best = {v: (float("inf"), float("inf")) for v in variants}
-    loop_only = {v: float("inf") for v in variants}
+    variants = [(every, logger) for every in ("auto", 1) for logger in ("none", "mlflow")]
+    best: dict = {}
     for repeat in range(args.repeat):
-        for variant in variants:
-            fit, total = logging_once(variant, args.epochs, template,
-                                      scratch / f"log-{repeat}-{variant[-4:]}")
-            best[variant] = (min(best[variant][0], fit), min(best[variant][1], total))
-        # the loop alone: metrics buffered and written, no end-of-run artifacts
-        for variant in variants[1:]:
-            loop_only[variant] = min(loop_only[variant],
-                                     loop_seconds(variant, args.epochs, template,
-                                                  scratch / f"loop-{repeat}-{variant[-4:]}"))
-    base = best["none"][0]
-    for variant, (fit, total) in best.items():
-        loop = loop_only[variant]
-        extra = "" if variant == "none" else (
-            f"  loop only {loop:.2f} s ({100 * (loop / base - 1):+.1f}%)")
-        print(f"  {variant:24s} fit+end {fit:6.2f} s ({100 * (fit / base - 1):+5.1f}%)  "
-              f"whole run {total:6.2f} s{extra}")
+        for every, logger in variants:
+            got = fit_once(args.epochs, every, logger, template,
+                           scratch / f"log-{repeat}-{every}-{logger}")
+            old = best.get((every, logger), got)
+            best[(every, logger)] = {k: min(old[k], got[k]) for k in got}
+    for every, logger in variants:
+        row, base = best[(every, logger)], best[(every, "none")]
+        print(f"  log_every={every!s:5s} logger={logger:6s} fit {row['fit']:6.2f} s wall "
+              f"({100 * (row['fit'] / base['fit'] - 1):+5.1f}%), {row['cpu']:6.2f} s CPU "
+              f"({100 * (row['cpu'] / base['cpu'] - 1):+5.1f}%); whole run {row['whole']:6.2f} s")
+    auto, every1 = best[("auto", "none")], best[(1, "mlflow")]
+    print(f"  log_every=1 with MLflow against log_every=auto without: "
+          f"{100 * (every1['fit'] / auto['fit'] - 1):+.1f}% wall, "
+          f"{100 * (every1['cpu'] / auto['cpu'] - 1):+.1f}% CPU")
     print(f"  (load afterwards {load()})")
-
-
-def loop_seconds(variant: str, epochs: int, template: Path, work: Path) -> float:
-    """fit with an MlflowRun that logs metrics but no final artifacts (plots=False, no
-    dataset, so no model): the cost logging adds to the epoch loop itself."""
-    from mlplab.tracking import MlflowRun
-
-    log_every = 1 if variant.endswith("=1") else "auto"
-    ds, trainer = edenau_job(epochs, log_every, [])
-    uri = fresh_store(template, work)
-    with MlflowRun("bench_logging", tracking_uri=uri, plots=False, log_model=False) as run:
-        run._log_final_artifacts = lambda *a: None  # weights upload is not loop cost
-        trainer.callbacks.append(run)
-        started = time.perf_counter()
-        trainer.fit(ds)
-        return time.perf_counter() - started
 
 
 # --------------------------------------------------------------------------- (3) CLI
