@@ -204,6 +204,8 @@ def get_client(tracking_uri: str | None = None) -> RetryingClient:
     uri = resolve_tracking_uri(tracking_uri)
     key = (os.getpid(), uri)  # a forked child must not reuse its parent's connections
     if key not in _clients:
+        # MLflow draws download progress bars on stderr, where an error must be one line.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
 
         db_path = _sqlite_path(uri)
