@@ -172,7 +172,10 @@ def _latest_checkpoint(cfg: DictConfig, directory: str) -> Path:
         raise DataError(f"trainer.resume: run {run_id} has no checkpoints/*.npz artifact to "
                         "resume from; valid choices: a run logged with trainer.checkpoint_every "
                         "set, or one that was killed")
-    return Path(client.download_artifacts(run_id, names[-1], directory))
+    # Into <run id>/checkpoints/, so that an error about the file names the run and artifact.
+    target = Path(directory) / run_id / "checkpoints"
+    target.mkdir(parents=True)
+    return Path(client.download_artifacts(run_id, names[-1], str(target)))
 
 
 def _set_blas_threads(cfg: DictConfig, context: JobContext) -> None:
