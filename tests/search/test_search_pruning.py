@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -29,8 +28,7 @@ class RecordingTrainer:
 def study_with_history(tmp_path):
     """Two finished trials with flat curves at 1.0 and 2.0: the median at every epoch is 1.5."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    study, _ = open_study("s", url, "minimize", optuna.samplers.RandomSampler(seed=0),
-                          make_pruner(MEDIAN))
+    study, _ = open_study("s", url, "minimize", make_pruner(MEDIAN))
     study.set_user_attr(PRUNER_ATTR, MEDIAN)
     for level in (1.0, 2.0):
         trial = study.ask()

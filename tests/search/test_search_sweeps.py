@@ -211,3 +211,12 @@ def test_failed_trials_do_not_count_and_too_many_stop_the_sweep(tmp_path):
               "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failures=2", study="all_fail")
     study = load_study(tmp_path, "all_fail")
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+
+
+def test_a_resumed_seeded_sweep_does_not_replay_its_first_draws(tmp_path):
+    args = ["x=interval(-2, 4)", "opt=choice(a,b,c)", "hydra.sweeper.sampler.name=random",
+            "hydra.sweeper.sampler.seed=0", "epochs=2"]
+    run_sweep(tmp_path, "basic", *args, "hydra.sweeper.n_trials=2")
+    run_sweep(tmp_path, "basic", *args, "hydra.sweeper.n_trials=4")  # extends the study
+    xs = [t.params["x"] for t in load_study(tmp_path).trials]
+    assert len(xs) == 4 and len(set(xs)) == 4  # continuous draws: a replay would repeat

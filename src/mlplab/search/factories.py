@@ -18,10 +18,17 @@ PRUNER_ATTR = "mlplab_pruner"
 
 
 def make_sampler(
-    conf: Any, n_jobs: int = 1, grid: dict[str, list] | None = None
+    conf: Any, n_jobs: int = 1, grid: dict[str, list] | None = None, n_existing: int = 0
 ) -> optuna.samplers.BaseSampler:
-    """Build `hydra.sweeper.sampler`; `grid` is the finite search space for `grid`."""
+    """Build `hydra.sweeper.sampler`; `grid` is the finite search space for `grid`.
+
+    A seeded sampler resuming a study with `n_existing` trials is seeded `seed + n_existing`:
+    with the bare seed it would replay the random draws that started the study and propose
+    the very configurations already run.
+    """
     name, seed = conf["name"], conf["seed"]
+    if seed is not None:
+        seed += n_existing
     if name == "tpe":
         return optuna.samplers.TPESampler(
             seed=seed,

@@ -106,15 +106,16 @@ def count_done(study: optuna.Study) -> int:
 
 
 def open_study(
-    name: str, url: str, direction: str, sampler: Any, pruner: Any
+    name: str, url: str, direction: str, pruner: Any
 ) -> tuple[optuna.Study, RDBStorage]:
-    """Create the study or load it when it exists (resume)."""
+    """Create the study or load it when it exists (resume). The caller sets
+    `study.sampler`, which may depend on how many trials the study already has."""
     storage = open_storage(url)
     study = optuna.create_study(
         study_name=name,
         storage=storage,
         direction=direction,
-        sampler=sampler,
+        sampler=optuna.samplers.RandomSampler(),
         pruner=pruner,
         load_if_exists=True,
     )

@@ -103,14 +103,14 @@ class OptunaSweeperImpl(Sweeper):
         self.study_name = s["study_name"] or self._default_study_name(space, s)
         self.storage_url = s["storage"] or default_storage_url(self.study_name)
         self.pruner_settings = pruner_settings(s["pruner"])
-        study, storage = open_study(
-            self.study_name, self.storage_url, s["direction"],
-            make_sampler(s["sampler"], s["n_jobs"], grid), make_pruner(self.pruner_settings),
-        )
+        study, storage = open_study(self.study_name, self.storage_url, s["direction"],
+                                    make_pruner(self.pruner_settings))
+        n_existing = len(study.trials)
+        study.sampler = make_sampler(s["sampler"], s["n_jobs"], grid, n_existing)
         study.set_user_attr(PRUNER_ATTR, self.pruner_settings)
         self.study, self.storage, self.space = study, storage, space
         seeds = list(s["seeds"] or [])
-        self.job_idx = len(study.trials) * max(1, len(seeds))
+        self.job_idx = n_existing * max(1, len(seeds))
         recover_interrupted(study, storage, set(space.params))
 
         budget = s["n_trials"]
