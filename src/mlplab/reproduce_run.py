@@ -166,7 +166,9 @@ def config_from_logged(logged: dict, overrides: list[str]) -> DictConfig:
         choices.append(f"{group}={name}")
     cfg = compose(*choices, "logger=mlflow")
     values = copy.deepcopy(logged)
-    values.pop("logger", None)  # where to log is decided by this command, not the old run
+    # Where to log is decided by this command; what to log (plots, model) follows the run.
+    logger = values.pop("logger", None) or {}
+    values["logger"] = {k: v for k, v in logger.items() if k not in ("name", "tracking_uri")}
     try:
         cfg = OmegaConf.merge(cfg, values)
     except Exception as error:  # OmegaConf's key/type errors name the key
