@@ -51,7 +51,7 @@ class PruningCallback(Callback):
             return
         if self.monitor not in metrics:
             raise ConfigError(
-                f"trial: monitored metric {self.monitor!r} is not computed by this run; "
+                f"trainer.monitor: {self.monitor!r} is not computed by this run; "
                 f"valid choices: {', '.join(sorted(metrics))}"
             )
         value = float(metrics[self.monitor])
