@@ -14,10 +14,12 @@ once. MLflow itself is imported lazily, so `logger=none` runs never import it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import os
 import random
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -91,8 +93,9 @@ def check_store(value: str | None = None, key: str = "logger.tracking_uri") -> s
     Checked before any run starts: otherwise a mistyped scheme or an unusable path is a
     traceback after the data are loaded, and an unreachable server is found by MLflow's
     first request, which retries for minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES=7 with
-    backoff). Any HTTP answer counts as reachable: a proxy asking for credentials is the
-    server's business, not a reason to refuse.
+    backoff); a server that wants credentials would answer a traceback. Any other HTTP
+    answer, and a TLS certificate urllib cannot verify (MLflow may be configured to trust
+    it), count as reachable: the rest is MLflow's to report.
     """
     if not value and os.environ.get(TRACKING_URI_ENV):
         key = TRACKING_URI_ENV
@@ -105,17 +108,38 @@ def check_store(value: str | None = None, key: str = "logger.tracking_uri") -> s
     if db_path is not None:
         _check_sqlite_file(db_path, key)
     elif scheme in ("http", "https"):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PING_SECONDS):
-                pass
-        except urllib.error.HTTPError:
-            pass
-        except (OSError, ValueError) as error:
-            reason = getattr(error, "reason", None) or error
-            raise ConfigError(f"{key}: cannot reach the MLflow server at {uri} ({reason}); "
-                              "valid choices: a running server's URL, a sqlite:///path.db "
-                              "store, or logger=none") from None
+        _ping_server(uri, key)
     return uri
+
+
+def _ping_server(uri: str, key: str) -> None:
+    """One API request (the one MLflow makes first), with MLflow's credentials from the
+    environment; refused connections, timeouts and 401/403 become one-line errors."""
+    request = urllib.request.Request(
+        uri.rstrip("/") + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default")
+    user, password = (os.environ.get(f"MLFLOW_TRACKING_{k}") for k in ("USERNAME", "PASSWORD"))
+    if user and password:
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {pair}")
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        request.add_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
+    try:
+        with urllib.request.urlopen(request, timeout=PING_SECONDS):
+            return
+    except urllib.error.HTTPError as error:
+        if error.code in (401, 403):
+            given = "refused the credentials given" if user or os.environ.get(
+                "MLFLOW_TRACKING_TOKEN") else "wants credentials"
+            raise ConfigError(f"{key}: the MLflow server at {uri} {given} (HTTP {error.code}); "
+                              "valid choices: set MLFLOW_TRACKING_USERNAME and "
+                              "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)") from None
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        if isinstance(reason, ssl.SSLError):
+            return
+        raise ConfigError(f"{key}: cannot reach the MLflow server at {uri} ({reason}); "
+                          "valid choices: a running server's URL, a sqlite:///path.db "
+                          "store, or logger=none") from None
 
 
 def _check_sqlite_file(path: Path, key: str) -> None:
