@@ -99,6 +99,8 @@ class Case:
 
 
 MNIST = ["dataset=mnist", "data_dir={tmp}"]
+# Cases that load a toy dataset use xor with an ordered split: no scikit-learn import.
+XOR = ["dataset=xor", "dataset.split=ordered"]
 CASES = {
     "unknown dataset": Case(["dataset=moonz"], [r"^dataset: unknown choice 'moonz'",
                                                 r"valid choices: .*\bmoons\b"]),
@@ -126,17 +128,18 @@ CASES = {
     "nan lr": Case(["optimizer.lr=nan"], [r"^optimizer\.lr: invalid value nan", r"finite"]),
     "batch size 0": Case(["trainer.batch_size=0"], [r"^trainer\.batch_size: invalid value 0",
                                                     r"integer >= 1"]),
-    "batch size larger than the data": Case(["trainer.batch_size=5000"], [
-        r"^trainer\.batch_size: invalid value 5000", r"at most .*\(900\) or null"]),
+    "batch size larger than the data": Case([*XOR, "trainer.batch_size=5000"], [
+        r"^trainer\.batch_size: invalid value 5000", r"at most .*\(800\) or null"]),
     "hidden size 0": Case(["architecture.hidden=[16,0]"], [
         r"^architecture\.hidden: invalid value \[16, 0\]", r"integers >= 1"]),
     "unknown activation": Case(["architecture.activation=relux"], [
         r"^architecture\.activation: unknown value 'relux'", r"valid choices: .*\brelu\b"]),
     "binary cross-entropy with 3 outputs": Case(
-        ["dataset=blobs", "architecture.loss=binary_cross_entropy"],
+        ["dataset=spirals", "dataset.split=ordered", "dataset.n_classes=3",
+         "architecture.loss=binary_cross_entropy"],
         [r"^architecture\.loss: 'binary_cross_entropy' needs a binary dataset",
          r"valid choices: .*softmax_cross_entropy"]),
-    "softmax with 1 output": Case(["architecture.output_activation=softmax"], [
+    "softmax with 1 output": Case([*XOR, "architecture.output_activation=softmax"], [
         r"^architecture\.output_activation: 'softmax'", r"valid choices: identity, sigmoid"]),
     "loss and output activation mismatch": Case(
         ["architecture.loss=softmax_cross_entropy", "architecture.output_activation=sigmoid"],
@@ -154,15 +157,15 @@ CASES = {
     "momentum out of range": Case(["optimizer.momentum=1.5"], [
         r"^optimizer\.momentum: invalid value 1\.5", r"\[0, 1\)"]),
     "negative seed": Case(["seed=-1"], [r"^seed: invalid value -1", r"2\*\*32"]),
-    "negative dataset noise": Case(["dataset.noise=-1"], [r"^dataset\.noise: ", r">= 0"]),
-    "monitor of a missing split": Case(["trainer.monitor=val_loss"], [
+    "negative dataset noise": Case([*XOR, "dataset.noise=-1"], [r"^dataset\.noise: ", r">= 0"]),
+    "monitor of a missing split": Case([*XOR, "trainer.monitor=val_loss"], [
         r"^trainer\.monitor: unknown value 'val_loss'", r"valid choices: .*\btest_loss\b"]),
     "bad override syntax": Case(["optimizer.lr=[0.1,"], [r"^bad override 'optimizer\.lr=\[0\.1,'"]),
     "sweep syntax without -m": Case(["optimizer.lr=0.1,0.2"], [
         r"^optimizer\.lr: .* is a sweep", r"-m \(--multirun\)"]),
     "one bad job in a sweep": Case(["-m", "optimizer.lr=0.1,-1"], [
         r"^optimizer\.lr: invalid value -1", r"\(job: .*optimizer\.lr=-1\)$"]),
-    "one bad dataset in a sweep": Case(["-m", "dataset.n_samples=1000,20",
+    "one bad dataset in a sweep": Case(["-m", *XOR, "dataset.n_samples=1000,20",
                                         "trainer.batch_size=100"],
                                        [r"^trainer\.batch_size: invalid value 100",
                                         r"dataset\.n_samples=20"]),

@@ -1,5 +1,5 @@
 """Two sweeps started at the same moment against one store: one with 8 parallel jobs
-(joblib), one with 3 jobs on 2 workers. Every run must end FINISHED with every metric step
+(joblib), one with 3 jobs in sequence. Every run must end FINISHED with every metric step
 and checkpoint present, and no log may mention "database is locked".
 
 Against a SQLite file that does not exist yet (both sweeps race to create its tables), and
@@ -8,8 +8,6 @@ against an `mlflow server` started by the test (http:// tracking URI).
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -37,7 +35,7 @@ JOB = (*QUICK, "dataset=xor", "dataset.split=ordered", "dataset.n_samples=200",
        f"trainer.checkpoint_every={CHECKPOINT_EVERY}")
 SWEEPS = {
     "wide": ("seed=range(0,8)", "hydra/launcher=joblib", "hydra.launcher.n_jobs=8"),
-    "second": ("seed=range(0,3)", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"),
+    "second": ("seed=range(0,3)",),  # Hydra's basic launcher: jobs one after another
 }
 METRICS = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
 LOCKED = "database is locked"
@@ -122,12 +120,7 @@ def mlflow_server(tmp_path, migrated_store):
         wait_for(healthy, 180, "the MLflow server to answer", interval=0.5)
         yield f"http://127.0.0.1:{port}", db, artifacts
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                stop_group(server)
+        stop_group(server)  # SIGKILL: the test has read what it needs (a graceful stop is slow)
         log.close()
 
 
