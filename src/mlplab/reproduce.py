@@ -216,8 +216,12 @@ def render_markdown(rows: list[Row], notes: list[RunNote], total: float,
         lines += [f"Overrides applied to every preset: `{' '.join(overrides)}`.", ""]
     lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
-    lines += ["", "| preset | MLflow run | status | wall time |", "|---|---|---|---|"]
+    own = {t.preset: t.own_code_time for t in TUTORIALS}
+    lines += ["", "| preset | MLflow run | status | wall time | tutorial's own code |",
+              "|---|---|---|---|---|"]
     lines += [f"| {n.preset} | {n.run_id or '-'} | {n.status} | "
-              f"{_duration(n.seconds) if n.run_id else '-'} |" for n in notes]
-    lines += ["", f"Total wall time: {_duration(total)}.", ""]
+              f"{_duration(n.seconds) if n.run_id else '-'} | {own[n.preset]} |" for n in notes]
+    lines += ["", f"Total wall time: {_duration(total)} (including MLflow logging, plots and "
+              "the pyfunc model). The last column is the tutorials' code run as published on "
+              "the same 2-core machine.", ""]
     return "\n".join(lines)

@@ -38,6 +38,7 @@ class Tutorial:
     title: str
     checks: tuple[Check, ...]
     needs_mnist: bool = False
+    own_code_time: str = "-"  # the tutorial's own code, run as published on the dev machine
 
 
 def _four_decimals(run, epochs) -> list[str]:
@@ -89,7 +90,7 @@ TUTORIALS: tuple[Tutorial, ...] = (
         Check("test loss (±1e-8)", repr(EDENAU_TEST_LOSS), _edenau_test_loss),
         Check("predict([[30,70],[70,30],[3,5],[888,122]].T)", "published 3x4 matrix (±1e-6)",
               _edenau_predict),
-    )),
+    ), own_code_time="~10 min"),
     Tutorial("skalski_circles", "Skalski: circles, 2-50-100-200-100-50-1, 5000 epochs", (
         Check("test accuracy", "1", _accuracy_equal("test_accuracy", 1.0)),
     )),
@@ -99,6 +100,6 @@ TUTORIALS: tuple[Tutorial, ...] = (
     Tutorial("arask_mnist", "arask: MNIST, 784-256-128-10, 20 epochs", (
         Check("train accuracy (running mean, ±0.02)", "~0.85", _accuracy_near("train_accuracy")),
         Check("test accuracy (±0.02)", "~0.85", _accuracy_near("test_accuracy")),
-    ), needs_mnist=True),
+    ), needs_mnist=True, own_code_time="~25 min"),
 )
 TUTORIAL_NAMES = tuple(t.preset for t in TUTORIALS)
