@@ -144,3 +144,15 @@ def test_rerun_treats_the_logged_config_as_data(tracking_uri, tmp_path, capsys, 
 def test_rerun_of_an_unknown_run_is_a_usage_error(tracking_uri, capsys):
     assert cli.main(["reproduce", "0" * 32, "--tracking-uri", tracking_uri]) == 2
     assert "no run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    ([], "RUN_ID"),
+    (["--only", "skalski_moons"], "--only"),
+    (["--tutorials", "--only", "edenau"], "valid choices: arask_mnist, edenau_regression"),
+    (["trainer.epochs=3"], "RUN_ID"),
+])
+def test_usage_errors_are_one_line(capsys, argv, fragment):
+    assert cli.main(["reproduce", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mlplab: error:") and fragment in err[0]
