@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -64,6 +65,7 @@ def run_sweep(out: Path, data_dir: Path, study: str, extra: list[str], budget_s:
     ]
     print("$", " ".join(command[1:]), flush=True)
     log = (out / f"{study}.log").open("w")
+    cpu_before = _children_cpu_s()
     start = time.monotonic()
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                start_new_session=True)
@@ -78,7 +80,17 @@ def run_sweep(out: Path, data_dir: Path, study: str, extra: list[str], budget_s:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         stopped = True
-    return time.monotonic() - start, process.returncode, stopped
+    elapsed = time.monotonic() - start
+    print(f"  {elapsed:.0f} s wall, {_children_cpu_s() - cpu_before:.0f} s CPU (all processes), "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    return elapsed, process.returncode, stopped
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of finished child processes (the sweep and its workers, once reaped);
+    on a shared machine this is steadier than wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def test_accuracy_of(out: Path, study_name: str, trial_number: int) -> float | None:
