@@ -16,7 +16,8 @@ from tutorial_runs import project_mnist_dir, run_preset
 
 from oracles import edenau
 
-pytestmark = pytest.mark.reproduction
+# Long by design; the default 600 s per-test limit would cut a run on a busy machine.
+pytestmark = [pytest.mark.reproduction, pytest.mark.timeout(3600)]
 
 PUBLISHED_PREDICTION = np.array([
     [98.56378114, 102.63221611, 5.56349031, 562.15335048],
