@@ -228,6 +228,9 @@ def get_client(tracking_uri: str | None = None) -> RetryingClient:
     uri = resolve_tracking_uri(tracking_uri)
     key = (os.getpid(), uri)  # a forked child must not reuse its parent's connections
     if key not in _clients:
+        # Every command, not only `train`: an unreachable server must not cost minutes of
+        # MLflow's retries before its first error (one request, once per process and URI).
+        check_store(uri, key="tracking URI")
         # MLflow draws download progress bars on stderr, where an error must be one line.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
