@@ -198,6 +198,14 @@ CASES = {
     "tracking URI from the environment unreachable": Case([], [
         r"^MLFLOW_TRACKING_URI: cannot reach .*http://127\.0\.0\.1:\d+"], uri=False,
         env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:{port}"}),
+    "mlplab runs against an unreachable server": Case(
+        ["runs", "--tracking-uri", "http://127.0.0.1:{port}"],
+        [r"^tracking URI: cannot reach the MLflow server at http://127\.0\.0\.1:\d+"],
+        train=False),
+    "mlplab reproduce against an unreachable server": Case(
+        ["reproduce", "0123456789abcdef", "--tracking-uri", "http://127.0.0.1:{port}"],
+        [r"^tracking URI: cannot reach the MLflow server at http://127\.0\.0\.1:\d+"],
+        train=False),
     "tracking URI with an unknown scheme": Case(["logger.tracking_uri=mlfow://somewhere"], [
         r"^logger\.tracking_uri: unsupported scheme 'mlfow'", r"valid choices: .*\bsqlite\b"]),
     "tracking store in an unwritable place": Case(
