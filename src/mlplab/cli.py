@@ -91,7 +91,7 @@ def train_main(args: list[str]) -> int:
 
     from mlplab import app
     from mlplab.config import conf_dir
-    from mlplab.preflight import check_command_line
+    from mlplab.preflight import check_command_line, skip_recomposing
 
     if not (conf_dir() / "train.yaml").is_file():
         raise ConfigError(f"{conf_dir() / 'train.yaml'}: no such file; set MLPLAB_ROOT to the "
@@ -106,11 +106,13 @@ def train_main(args: list[str]) -> int:
         raise ConfigError("only one of --run, --multirun (-m), --cfg, --info and "
                           "--shell-completion can be given")
     informational = parsed.help or parsed.hydra_help or parsed.info or parsed.shell_completion
+    checked: set = set()  # the sweep's jobs composed and validated here
     if not informational and parsed.config_dir is None and parsed.experimental_rerun is None:
         check_command_line(parsed.overrides, multirun=parsed.multirun,
                            config_name=parsed.config_name or "train",
                            values=parsed.cfg is None,
-                           load_data=parsed.multirun and parsed.cfg is None)
+                           load_data=parsed.multirun and parsed.cfg is None,
+                           checked=checked if parsed.multirun else None)
     _TASK_ERROR, app.LAST_OUTCOME = None, None
     if parsed.help:  # Hydra lists the schema groups too; they are not choices to make
         shown = io.StringIO()
@@ -119,7 +121,8 @@ def train_main(args: list[str]) -> int:
         print("".join(line for line in shown.getvalue().splitlines(keepends=True)
                       if not line.startswith("schema/")), end="")
         return 0
-    _run_hydra(args)
+    with skip_recomposing(checked):
+        _run_hydra(args)
     if _TASK_ERROR is not None:
         raise _TASK_ERROR
     outcome = app.LAST_OUTCOME
