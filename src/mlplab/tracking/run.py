@@ -236,7 +236,6 @@ class MlflowRun:
             self.client.log_artifact(self.run_id, str(state), "checkpoints")
 
     def on_train_end(self, status: str, reason: str | None) -> None:
-        self.flush()
         self.status = status
         tags = {}
         if status == "FAILED" and reason:
@@ -251,19 +250,26 @@ class MlflowRun:
             # What the job returns to a sweeper; with restored best weights it is not the
             # metric's last logged value, so the sweep summary reads it from here.
             tags.update(objective=repr(float(objective)), objective_metric=result.monitor)
-        if tags:
-            self.set_tags(tags)
+        self.flush(tags)  # the last metrics and the outcome in one write
         if self._trainer is not None:
             self._log_final_artifacts(self._trainer, status)
 
     # -- logging helpers ------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write the buffered metrics (in batches of at most 1000)."""
+    def flush(self, tags: Mapping[str, str] | None = None) -> None:
+        """Write the buffered metrics (in batches of at most 1000); `tags` (a few) go with
+        the first batch: each `log_batch` is a store transaction, a run's end needs one."""
         pending, self._pending = self._pending, []
-        for start in range(0, len(pending), MAX_METRICS_PER_BATCH):
-            self.client.log_batch(self.run_id,
+        tag_items = []
+        if tags:
+            from mlflow.entities import RunTag
+
+            tag_items = [RunTag(k, v) for k, v in _clip_tags(tags).items()]
+        start = 0
+        while start < len(pending) or tag_items:
+            self.client.log_batch(self.run_id, tags=tag_items,
                                   metrics=pending[start:start + MAX_METRICS_PER_BATCH])
+            start, tag_items = start + MAX_METRICS_PER_BATCH, []
         self._last_flush = time.monotonic()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
