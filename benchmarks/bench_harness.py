@@ -17,8 +17,11 @@
 
 Every figure is the minimum over --repeat runs, variants interleaved (the machine is
 shared); the load average is printed because on a busy machine wall times stretch.
+`--baseline DIR` also runs the sweeps with the code of another checkout (e.g. an export of
+the commit before a change), interleaved with this one's, so both see the same load.
 
     python benchmarks/bench_harness.py [--part sweep|logging|cli|all] [--repeat 3]
+                                       [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -60,8 +63,10 @@ def fresh_store(template: Path, directory: Path) -> str:
 
 
 # ------------------------------------------------------------------------- (1) sweeps
-def sweep_once(launcher: str, logger: str, template: Path, work: Path, runs: int):
-    """(wall seconds, CPU seconds of the sweep's processes) of one `mlplab train -m`."""
+def sweep_once(launcher: str, logger: str, template: Path, work: Path, runs: int,
+               checkout: Path = ROOT):
+    """(wall seconds, CPU seconds of the sweep's processes) of one `mlplab train -m`, run
+    with the code and configs of `checkout`."""
     work.mkdir(parents=True)
     uri = fresh_store(template, work)
     command = [*MLPLAB, "train", "-m", "experiment=quick_moons", "dataset.n_samples=200",
@@ -75,9 +80,13 @@ def sweep_once(launcher: str, logger: str, template: Path, work: Path, runs: int
             command += ["logger.plots=false", "logger.log_model=false"]
     if launcher == "joblib":
         command.append("hydra.launcher.n_jobs=2")
+    env = dict(os.environ)
+    if checkout != ROOT:  # its src/ ahead of the editable install's
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(checkout / "src"),
+                                                          env.get("PYTHONPATH")]))
     cpu = _children_cpu()
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=checkout, capture_output=True, text=True, env=env)
     elapsed, cpu = time.perf_counter() - started, _children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"sweep failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
@@ -107,19 +116,22 @@ def check_sweep(uri: str, runs: int) -> None:
 
 def bench_sweeps(args, template: Path, scratch: Path) -> None:
     print(f"\n(1) per-run overhead: {args.runs} one-epoch runs per sweep (load {load()})")
-    variants = [(launcher, logger) for launcher in ("basic", "joblib")
-                for logger in ("mlflow", "mlflow-no-plots", "none")]
+    checkouts = {"": ROOT}
+    if args.baseline:
+        checkouts = {"this": ROOT, "baseline": Path(args.baseline).resolve()}
+    variants = [(launcher, logger, code) for launcher in ("basic", "joblib")
+                for logger in ("mlflow", "mlflow-no-plots", "none") for code in checkouts]
     best: dict = {}
     for repeat in range(args.repeat):
-        for launcher, logger in variants:
-            work = scratch / f"sweep-{launcher}-{logger}-{repeat}"
-            got = sweep_once(launcher, logger, template, work, args.runs)
-            old = best.get((launcher, logger), got)
-            best[(launcher, logger)] = (min(old[0], got[0]), min(old[1], got[1]))
-    for (launcher, logger), (wall, cpu) in best.items():
-        print(f"  launcher={launcher:6s} logger={logger:15s} sweep {wall:6.2f} s wall, "
-              f"{cpu:6.2f} s CPU -> {wall / args.runs:.3f} s wall, {cpu / args.runs:.3f} s CPU "
-              "per run")
+        for launcher, logger, code in variants:
+            work = scratch / f"sweep-{launcher}-{logger}-{code or 'this'}-{repeat}"
+            got = sweep_once(launcher, logger, template, work, args.runs, checkouts[code])
+            old = best.get((launcher, logger, code), got)
+            best[(launcher, logger, code)] = (min(old[0], got[0]), min(old[1], got[1]))
+    for (launcher, logger, code), (wall, cpu) in best.items():
+        print(f"  {code:8s} launcher={launcher:6s} logger={logger:15s} sweep {wall:6.2f} s "
+              f"wall, {cpu:6.2f} s CPU -> {wall / args.runs:.3f} s wall, "
+              f"{cpu / args.runs:.3f} s CPU per run")
     print(f"  (load afterwards {load()}; 'mlflow-no-plots' also skips the pyfunc model)")
 
 
@@ -219,6 +231,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--runs", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=20_000)
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="a checkout whose code the sweeps are also timed with")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlplab-bench-") as tmp:
         scratch = Path(tmp)
