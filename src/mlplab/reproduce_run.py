@@ -169,8 +169,11 @@ def config_from_logged(logged: dict, overrides: list[str]) -> DictConfig:
     # Where to log is decided by this command; what to log (plots, model) follows the run.
     logger = values.pop("logger", None) or {}
     values["logger"] = {k: v for k, v in logger.items() if k not in ("name", "tracking_uri")}
+    tags = values.pop("tags", None) or {}  # free-form: the schema has no keys for them
     try:
         cfg = OmegaConf.merge(cfg, values)
+        with open_dict(cfg):
+            cfg.tags = {str(k): str(v) for k, v in tags.items()}
     except Exception as error:  # OmegaConf's key/type errors name the key
         from mlplab.preflight import hydra_error_line
 

@@ -90,7 +90,8 @@ def test_tutorials_skip_mnist_row_without_mnist(tmp_path, tracking_uri, capsys):
 
 
 def test_rerun_of_a_logged_run_is_identical(tracking_uri, capsys):
-    original = run_preset("skalski_moons", ["trainer.epochs=25", "seed=5"], tracking_uri)
+    original = run_preset("skalski_moons", ["trainer.epochs=25", "seed=5", "+tags.owner=me"],
+                          tracking_uri)
     assert cli.main(["reproduce", original.run_id, "--tracking-uri", tracking_uri]) == 0
     out = capsys.readouterr().out
     assert "all final metrics identical" in out
@@ -101,6 +102,7 @@ def test_rerun_of_a_logged_run_is_identical(tracking_uri, capsys):
     again = reruns[0].data.metrics
     assert again == {k: v[max(v)] for k, v in original.history.items()}
     assert reruns[0].data.params["seed"] == "5"
+    assert reruns[0].data.tags["owner"] == "me"
 
 
 def test_rerun_with_a_changed_value_reports_the_difference(tracking_uri, capsys):
