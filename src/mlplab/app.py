@@ -171,18 +171,13 @@ def _parent_run_id(context: JobContext) -> str | None:
 def _latest_checkpoint(cfg: DictConfig, directory: str) -> Path:
     """Download the newest `checkpoints/*.npz` of the run named by `trainer.resume`, before
     that run is re-opened (a run without checkpoints is left untouched)."""
-    from mlflow.exceptions import MlflowException
-
-    from mlplab.errors import ConfigError, DataError
+    from mlplab.errors import DataError
+    from mlplab.tracking.run import run_to_resume
     from mlplab.tracking.store import get_client
 
     run_id = cfg.trainer.resume
     client = get_client(cfg.logger.tracking_uri)
-    try:
-        client.get_run(run_id)
-    except MlflowException as error:
-        raise ConfigError(f"trainer.resume: no run {run_id!r} in {client.tracking_uri}; valid "
-                          "choices: the run ids `mlplab runs` lists") from error
+    run_to_resume(client, run_id, client.tracking_uri)
     names = sorted(a.path for a in client.list_artifacts(run_id, "checkpoints")
                    if a.path.endswith(".npz"))
     if not names:

@@ -73,6 +73,20 @@ def _as_container(config):
     return OmegaConf.to_container(config, resolve=True)
 
 
+def run_to_resume(client, run_id: str, tracking_uri: str):
+    """The run `trainer.resume` names, or a one-line ConfigError when the store has none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        raise ConfigError(f"trainer.resume: no run {run_id!r} in {tracking_uri}; "
+                          "valid choices: a run id of this store (see `mlplab runs`)"
+                          ) from None
+
+
 class MlflowRun:
     """Create (or re-open) an MLflow run for the duration of a `with` block.
 
@@ -154,16 +168,7 @@ class MlflowRun:
         self._log_params(self.params)
 
     def _reopen(self, run_id: str) -> None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            run = self.client.get_run(run_id)
-        except MlflowException as error:
-            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                raise
-            raise ConfigError(f"trainer.resume: no run {run_id!r} in {self.tracking_uri}; "
-                              "valid choices: a run id of this store (see `mlplab runs`)"
-                              ) from None
+        run = run_to_resume(self.client, run_id, self.tracking_uri)
         self.run_id = run_id
         self.experiment_id = run.info.experiment_id
         self._status_before_resume = run.info.status
