@@ -30,6 +30,53 @@ def test_moons_defaults_reproduce_the_skalski_split():
     assert ds.task == "binary" and ds.n_outputs == 1 and ds.y_train.dtype == np.int64
 
 
+@pytest.mark.parametrize("n_samples", [1, 2, 7, 200, 1001])
+@pytest.mark.parametrize("random_state", [0, 100, 2**32 - 1])
+def test_numpy_moons_circles_and_split_draw_what_scikit_learn_draws(n_samples, random_state):
+    from sklearn.datasets import make_circles, make_moons
+    from sklearn.model_selection import train_test_split
+
+    from mlplab.data.generators import circles, moons
+    from mlplab.data.splits import split_indices
+
+    got = moons(seed=0, n_samples=n_samples, noise=0.3, random_state=random_state)
+    X, y = make_moons(n_samples=n_samples, noise=0.3, random_state=random_state)
+    np.testing.assert_array_equal(got.X, X)
+    np.testing.assert_array_equal(got.y, y)
+    got = circles(seed=0, n_samples=n_samples, noise=0.05, factor=0.6,
+                  random_state=random_state)
+    X, y = make_circles(n_samples=n_samples, noise=0.05, factor=0.6, random_state=random_state)
+    np.testing.assert_array_equal(got.X, X)
+    np.testing.assert_array_equal(got.y, y)
+    if n_samples > 1:
+        keep, out = split_indices(n_samples, 0.25, mode="shuffled", seed=random_state)
+        expected = train_test_split(np.arange(n_samples), test_size=0.25,
+                                    random_state=random_state)
+        np.testing.assert_array_equal(keep, expected[0])
+        np.testing.assert_array_equal(out, expected[1])
+
+
+def test_moons_and_circles_runs_do_not_import_scikit_learn():
+    import subprocess
+    import sys
+
+    code = ("import sys; from mlplab.data import load_dataset; "
+            "load_dataset('moons', seed=0, val_size=0.2); "
+            "load_dataset('circles', seed=1, split_seed=None); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("key", ["random_state", "split_seed"])
+def test_seeds_beyond_the_legacy_stream_are_named(key):
+    from mlplab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"^dataset.{key}: .*2\\*\\*32"):
+        load_dataset("moons", seed=0, **{key: 2**32})
+
+
 def test_circles_radii_follow_factor():
     ds = load_dataset("circles", seed=0, noise=0.0, factor=0.3, scale="none")
     X = np.concatenate([ds.X_train, ds.X_test])

@@ -61,6 +61,9 @@ def assemble(name: str, data: Generated, *, seed: int, dtype: np.dtype, test_siz
     val_size = check_fraction("dataset.val_size", val_size, optional=True)
     stratify = check_bool("dataset.stratify", stratify)
     split_seed = check_seed("dataset.split_seed", split_seed, seed)
+    if split != "ordered" and split_seed >= 2**32:
+        raise ConfigError(f"dataset.split_seed: a shuffled split needs a seed below 2**32, "
+                          f"got {split_seed} (null means the run's `seed`)")
     regression = data.task == "regression"
     check_finite(f"dataset {name!r}: X", data.X)
     check_finite(f"dataset {name!r}: y", data.y)

@@ -1,5 +1,9 @@
 """Synthetic and scikit-learn datasets, before splitting and scaling.
 
+Moons and circles are drawn here in NumPy with the same random draws as scikit-learn's
+generators (so the tutorials' arrays come out bit for bit) without the second or so that
+importing scikit-learn costs every process of a sweep; blobs and digits still use it.
+
 Each generator takes its own parameters (the `dataset.*` config keys) plus the run's
 `seed`, and returns a `Generated` record. A `random_state` of None means "use the run
 seed", so a sweep over `seed` also varies the data unless the config pins it.
@@ -66,28 +70,65 @@ def sum_diff(*, seed: int, n_samples=10000, low=0.0, high=100.0, legacy=False,
                      "regression", None, {"data_stream": stream})
 
 
-def circles(*, seed: int, n_samples=1000, noise=0.1, factor=0.3, random_state=None):
-    """Two concentric circles (scikit-learn `make_circles`); `factor` = inner/outer radius."""
-    from sklearn.datasets import make_circles
+def _legacy_stream(key: str, value, seed: int) -> tuple[int, np.random.RandomState]:
+    """The data seed and the `RandomState` scikit-learn's generators draw from for it."""
+    data_seed = check_seed(key, value, seed)
+    if data_seed >= 2**32:
+        raise ConfigError(f"{key}: a seed below 2**32 is needed here, got {data_seed}")
+    return data_seed, np.random.RandomState(data_seed)  # noqa: NPY002 -- sklearn's stream
 
+
+def _two_arcs(outer: tuple, inner: tuple, rng: np.random.RandomState, noise: float):
+    """Stack two point sets (label 0 then 1), shuffle them and add Gaussian noise.
+
+    The draws are those of scikit-learn's `make_moons`/`make_circles` with `shuffle=True`:
+    one in-place shuffle of `arange(n)`, then one `normal(0, noise, (n, 2))`, so a given
+    `random_state` yields the very same arrays without importing scikit-learn.
+    """
+    X = np.column_stack([np.concatenate([outer[0], inner[0]]),
+                         np.concatenate([outer[1], inner[1]])])
+    y = np.concatenate([np.zeros(len(outer[0]), np.int64), np.ones(len(inner[0]), np.int64)])
+    order = np.arange(len(y))
+    rng.shuffle(order)
+    X, y = X[order], y[order]
+    X += rng.normal(scale=noise, size=X.shape)
+    return X, y
+
+
+def circles(*, seed: int, n_samples=1000, noise=0.1, factor=0.3, random_state=None):
+    """Two concentric circles, as scikit-learn's `make_circles` draws them.
+
+    Half the points (rounded down) lie evenly on the unit circle, the rest on a circle of
+    radius `factor`; both start at angle 0 and leave out 2 pi.
+    """
     factor = check_real("dataset.factor", factor)
     if not 0 < factor < 1:
         raise ConfigError(f"dataset.factor: expected a number in (0, 1), got {factor}")
-    data_seed = check_seed("dataset.random_state", random_state, seed)
-    X, y = make_circles(n_samples=check_int("dataset.n_samples", n_samples),
-                        noise=check_real("dataset.noise", noise, minimum=0), factor=factor,
-                        random_state=data_seed)
+    n = check_int("dataset.n_samples", n_samples)
+    noise = check_real("dataset.noise", noise, minimum=0)
+    data_seed, rng = _legacy_stream("dataset.random_state", random_state, seed)
+    n_out = n // 2
+    outer = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    inner = np.linspace(0, 2 * np.pi, n - n_out, endpoint=False)
+    X, y = _two_arcs((np.cos(outer), np.sin(outer)),
+                     (np.cos(inner) * factor, np.sin(inner) * factor), rng, noise)
     return _classes(X, y, 2, {"random_state": data_seed})
 
 
 def moons(*, seed: int, n_samples=1000, noise=0.2, random_state=100):
-    """Two interleaving half circles (scikit-learn `make_moons`)."""
-    from sklearn.datasets import make_moons
+    """Two interleaving half circles, as scikit-learn's `make_moons` draws them.
 
-    data_seed = check_seed("dataset.random_state", random_state, seed)
-    X, y = make_moons(n_samples=check_int("dataset.n_samples", n_samples),
-                      noise=check_real("dataset.noise", noise, minimum=0),
-                      random_state=data_seed)
+    The upper arc (label 0, half the points rounded down) is the unit half circle from
+    angle 0 to pi; the lower one is it mirrored and shifted to (1 - cos t, 0.5 - sin t).
+    """
+    n = check_int("dataset.n_samples", n_samples)
+    noise = check_real("dataset.noise", noise, minimum=0)
+    data_seed, rng = _legacy_stream("dataset.random_state", random_state, seed)
+    n_out = n // 2
+    outer = np.linspace(0, np.pi, n_out)
+    inner = np.linspace(0, np.pi, n - n_out)
+    X, y = _two_arcs((np.cos(outer), np.sin(outer)),
+                     (1 - np.cos(inner), 1 - np.sin(inner) - 0.5), rng, noise)
     return _classes(X, y, 2, {"random_state": data_seed})
 
 

@@ -1,8 +1,9 @@
 """Train/test and train/validation splits.
 
 Two modes: `ordered` keeps the head for training and the tail for held-out data (the
-edenau split), `shuffled` draws a seeded permutation with scikit-learn's
-`train_test_split` (the Skalski split), optionally stratified by class. Splits are
+edenau split), `shuffled` draws the seeded permutation scikit-learn's
+`train_test_split` draws (the Skalski split; computed here in NumPy), or with
+`stratify` calls that function to keep the class proportions. Splits are
 returned as indices (or slices for `ordered`, which keeps views) so big arrays are copied
 once, after splitting.
 """
@@ -40,6 +41,8 @@ def split_indices(n: int, fraction: float, *, mode: str, seed: int, labels=None,
             raise ConfigError("dataset.stratify: stratification needs a shuffled split; "
                               "set dataset.split=shuffled or dataset.stratify=false")
         return slice(0, n - n_out), slice(n - n_out, n)
+    if not stratify:
+        return shuffled_split(n, n_out, seed)
     from sklearn.model_selection import train_test_split
 
     try:
@@ -48,6 +51,16 @@ def split_indices(n: int, fraction: float, *, mode: str, seed: int, labels=None,
     except ValueError as exc:  # e.g. a class too small to stratify
         raise ConfigError(f"{key}: cannot split {n} samples: {exc}") from None
     return keep, out
+
+
+def shuffled_split(n: int, n_out: int, seed: int):
+    """(keep, held_out) of a seeded shuffle: the draw of scikit-learn's `train_test_split`.
+
+    That function permutes `arange(n)` once with `RandomState(seed)` and holds out the
+    first `n_out` positions; doing the same here gives its split without importing it.
+    """
+    permutation = np.random.RandomState(seed).permutation(n)  # noqa: NPY002
+    return permutation[n_out:], permutation[:n_out]
 
 
 def take(array: np.ndarray, index) -> np.ndarray:
