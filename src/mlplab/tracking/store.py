@@ -238,6 +238,9 @@ def get_client(tracking_uri: str | None = None) -> RetryingClient:
         db_path = _sqlite_path(uri)
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
+            # Imported before the lock: the import is ~0.5 s that the workers of a
+            # parallel sweep would otherwise spend one after the other.
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
         with _creation_lock(db_path):
             client = retry(MlflowClient, tracking_uri=uri, fragments=_TRANSIENT)
         _clients[key] = RetryingClient(client, uri)

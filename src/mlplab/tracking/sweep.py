@@ -1,8 +1,9 @@
 """A sweep as one MLflow parent run with one child run per job.
 
 `MlflowSweepCallback` is a Hydra callback. Before any job starts it creates the store, the
-experiment and the parent run in the launching process (so parallel jobs never race to
-create tables or experiments) and writes `<sweep dir>/mlflow_parent_run.json`; each job
+experiment and the parent run, once (so parallel jobs never race to create tables or
+experiments; with the joblib launcher this happens in one of its workers, see
+`mlplab.worker_pool`) and writes `<sweep dir>/mlflow_parent_run.json`; each job
 reads that file (`read_parent_run`) and tags its own run `mlflow.parentRunId`. MLflow's
 `nested=True` cannot do this: it links runs through the fluent API's in-process state,
 and sweep jobs run in other processes.
@@ -27,7 +28,8 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mlplab.tracking.store import ensure_experiment, get_client, git_commit
+from mlplab.tracking.store import ensure_experiment, get_client, git_commit, resolve_tracking_uri
+from mlplab.worker_pool import call_in_pool
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +78,18 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if not logger_enabled(config):
             return
-        client = get_client(OmegaConf.select(config, "logger.tracking_uri", default=None))
         name = str(OmegaConf.select(config, "experiment_name", default="default"))
-        experiment_id = ensure_experiment(client, name)
         overrides = " ".join(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        run = client.create_run(
-            experiment_id, run_name=f"{name}/sweep {sweep_dir.name}",
-            tags={"git_commit": git_commit(), "overrides": overrides,
-                  "mlflow.source.name": "mlplab", "mlplab.sweep_dir": str(sweep_dir.resolve()),
-                  "mlplab.role": "sweep"})
+        request = {
+            "tracking_uri": resolve_tracking_uri(
+                OmegaConf.select(config, "logger.tracking_uri", default=None)),
+            "experiment": name, "run_name": f"{name}/sweep {sweep_dir.name}",
+            "tags": {"git_commit": git_commit(), "overrides": overrides,
+                     "mlflow.source.name": "mlplab",
+                     "mlplab.sweep_dir": str(sweep_dir.resolve()), "mlplab.role": "sweep"}}
+        self.parent = call_in_pool(config, open_parent_run, request)
         self._config = config
-        self.parent = {"run_id": run.info.run_id, "experiment_id": experiment_id,
-                       "tracking_uri": client.tracking_uri}
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_RUN_FILE).write_text(json.dumps(self.parent, indent=2))
         # A sweep that crashes or is interrupted never reaches on_multirun_end.
@@ -106,44 +107,62 @@ class MlflowSweepCallback(Callback):
         if self.parent is None:
             return
         parent, self.parent = self.parent, None
+        monitor = self.monitor or _first(config, MONITOR_KEYS, None)
+        mode = (self.mode or _first(config, MODE_KEYS, "min")).lower()
+        plots = OmegaConf.select(config, "logger.plots", default=True)
         try:
-            self._summarize(config, parent, stopped)
+            if stopped:  # at interpreter exit the workers may be gone: here, then
+                summarize_sweep(parent, monitor, mode, plots, stopped)
+            else:
+                call_in_pool(config, summarize_sweep, parent, monitor, mode, plots, stopped)
         except Exception:
             log.exception("could not summarize the sweep's parent run")
             with contextlib.suppress(Exception):
                 get_client(parent["tracking_uri"]).set_terminated(parent["run_id"], "FAILED")
 
-    def _summarize(self, config: DictConfig, parent: dict, stopped: bool) -> None:
-        client = get_client(parent["tracking_uri"])
-        parent_id = parent["run_id"]
-        children = _children(client, parent)
-        monitor = self.monitor or _first(config, MONITOR_KEYS, None) or _default_monitor(children)
-        mode = (self.mode or _first(config, MODE_KEYS, "min")).lower()
-        finished = [c for c in children if c.info.status == "FINISHED"]
-        with tempfile.TemporaryDirectory(prefix="mlplab-sweep-") as staging:
-            _write_children_csv(children, Path(staging) / "children.csv")
-            _draw_sweep_plots(finished, monitor, mode, Path(staging) / "plots",
-                              OmegaConf.select(config, "logger.plots", default=True))
-            client.log_artifacts(parent_id, staging)
-        best = _best(finished, monitor, mode)
-        tags = {"n_children": str(len(children)), "n_finished": str(len(finished)),
-                "monitor": monitor, "mode": mode}
-        if best is not None:
-            value, best = best
-            tags.update({"best_run_id": best.info.run_id, f"best_{monitor}": repr(value),
-                         "best_run_name": best.info.run_name or "",
-                         "best_overrides": best.data.tags.get("overrides", "")})
-            client.log_metric(parent_id, f"best_{monitor}", value)
-        status = "FINISHED"
-        if not children:
-            status, tags["failure_reason"] = "FAILED", "the sweep produced no child runs"
-        elif not finished and all(c.info.status == "FAILED" for c in children):
-            status, tags["failure_reason"] = "FAILED", "every child run failed"
-        elif stopped:
-            tags["stop_reason"] = "the sweep stopped early (a job raised or was interrupted)"
-        for key, value in tags.items():
-            client.set_tag(parent_id, key, value)
-        client.set_terminated(parent_id, status)
+
+def open_parent_run(request: dict) -> dict:
+    """Create the store, the experiment and the sweep's parent run from `request`
+    (tracking_uri, experiment, run_name, tags); return {"run_id", "experiment_id",
+    "tracking_uri"}. Plain values in and out: it may run in a worker of the sweep."""
+    client = get_client(request["tracking_uri"])
+    experiment_id = ensure_experiment(client, request["experiment"])
+    run = client.create_run(experiment_id, run_name=request["run_name"], tags=request["tags"])
+    return {"run_id": run.info.run_id, "experiment_id": experiment_id,
+            "tracking_uri": client.tracking_uri}
+
+
+def summarize_sweep(parent: dict, monitor: str | None, mode: str, plots, stopped: bool) -> None:
+    """Write children.csv and the sweep plots to the parent run, name its best child and
+    close it. `monitor` None: val_loss, or test_loss when no child logged val_loss."""
+    client = get_client(parent["tracking_uri"])
+    parent_id = parent["run_id"]
+    children = _children(client, parent)
+    monitor = monitor or _default_monitor(children)
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    with tempfile.TemporaryDirectory(prefix="mlplab-sweep-") as staging:
+        _write_children_csv(children, Path(staging) / "children.csv")
+        _draw_sweep_plots(finished, monitor, mode, Path(staging) / "plots", plots)
+        client.log_artifacts(parent_id, staging)
+    best = _best(finished, monitor, mode)
+    tags = {"n_children": str(len(children)), "n_finished": str(len(finished)),
+            "monitor": monitor, "mode": mode}
+    if best is not None:
+        value, best = best
+        tags.update({"best_run_id": best.info.run_id, f"best_{monitor}": repr(value),
+                     "best_run_name": best.info.run_name or "",
+                     "best_overrides": best.data.tags.get("overrides", "")})
+        client.log_metric(parent_id, f"best_{monitor}", value)
+    status = "FINISHED"
+    if not children:
+        status, tags["failure_reason"] = "FAILED", "the sweep produced no child runs"
+    elif not finished and all(c.info.status == "FAILED" for c in children):
+        status, tags["failure_reason"] = "FAILED", "every child run failed"
+    elif stopped:
+        tags["stop_reason"] = "the sweep stopped early (a job raised or was interrupted)"
+    for key, value in tags.items():
+        client.set_tag(parent_id, key, value)
+    client.set_terminated(parent_id, status)
 
 
 def _draw_sweep_plots(children, monitor: str, mode: str, out_dir: Path, selection) -> None:

@@ -1,0 +1,155 @@
+"""The joblib launcher's worker processes, started early and shared with the launching
+process.
+
+A worker of the joblib launcher is a fresh interpreter (loky). Before its first job can
+train, it imports Hydra, MLflow with SQLAlchemy and pandas, and matplotlib, opens the
+tracking store, and fills MLflow's table of installed packages the first time it saves a
+model: ~2.5 s of CPU per worker. Left to the launcher, that starts only once the launching
+process has created the sweep's parent run, for which it spends ~1.7 s importing MLflow
+itself, and the summary at the end costs it matplotlib too. On two cores these are most of
+a short sweep's time.
+
+So, with the joblib launcher:
+- `WarmWorkers` (listed first under `hydra.callbacks`) starts the workers at
+  `on_multirun_start` and gives each a warm-up task that does what a job's first steps
+  do, without logging anything: import the modules, open the store, draw a small
+  learning-curve figure and save a tiny pyfunc model into a temporary directory.
+- `call_in_pool` runs a function of the launching process in one of those workers and
+  returns its result. The sweep callback creates the parent run and writes the summary
+  this way, so the launching process never imports MLflow or matplotlib.
+
+The launcher's own `joblib.Parallel` is given the same arguments, so joblib reuses the
+executor and the jobs find the workers ready. With any other launcher nothing starts and
+`call_in_pool` calls the function in place. A warm-up that fails only costs its time: the
+job that follows does the same work and reports any error itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+WARMED_PIDS: list[int] = []  # the workers that ran a warm-up task, in this process
+
+
+class WarmWorkers(Callback):
+    """Hydra callback, configured as
+    `hydra.callbacks.warm_workers._target_: mlplab.worker_pool.WarmWorkers`.
+
+    It keeps no state: Hydra pickles its callbacks with every job it sends to a worker.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        start_warm_up(config)
+
+
+def joblib_arguments(config: DictConfig) -> dict | None:
+    """The keyword arguments the joblib launcher gives `joblib.Parallel` for this sweep
+    (built as its `launch` builds them), or None when another launcher is configured or
+    the launcher config cannot be read."""
+    launcher = OmegaConf.select(config, "hydra.launcher")
+    if launcher is None or OmegaConf.select(launcher, "_target_") != JOBLIB_LAUNCHER:
+        return None
+    try:
+        from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+
+        arguments = OmegaConf.to_container(launcher, resolve=True)
+        arguments.pop("_target_")
+        arguments["backend"] = "loky"  # the launcher's choice, whatever the config says
+        process_joblib_cfg(arguments)
+    except Exception:  # noqa: BLE001 -- a broken launcher config is the launcher's to report
+        log.debug("no worker pool: could not read the launcher config", exc_info=True)
+        return None
+    return arguments
+
+
+def warm_up_options(config: DictConfig) -> dict:
+    """What the jobs of this sweep will use: the store (if any) and which artifacts."""
+    logger = OmegaConf.select(config, "logger", default=None)
+    if logger is None or OmegaConf.select(logger, "name") == "none":
+        return {"use_store": False, "tracking_uri": None, "plots": False, "model": False}
+    from mlplab.tracking.store import resolve_tracking_uri
+
+    return {"use_store": True,
+            "tracking_uri": resolve_tracking_uri(OmegaConf.select(logger, "tracking_uri")),
+            "plots": OmegaConf.select(logger, "plots") is not False,
+            "model": bool(OmegaConf.select(logger, "log_model", default=True))}
+
+
+def start_warm_up(config: DictConfig) -> threading.Thread | None:
+    """Start the joblib workers of this sweep with a warm-up task on each, from a daemon
+    thread (the call returns at once); None when the launcher is not joblib."""
+    arguments = joblib_arguments(config)
+    if arguments is None:
+        return None
+    from joblib import effective_n_jobs
+
+    try:
+        workers = max(1, effective_n_jobs(arguments.get("n_jobs")))
+    except Exception:  # noqa: BLE001
+        log.debug("no worker warm-up: n_jobs unreadable", exc_info=True)
+        return None
+    thread = threading.Thread(target=_run_warm_ups,
+                              args=(arguments, workers, warm_up_options(config)),
+                              name="mlplab-warm-workers", daemon=True)
+    thread.start()
+    return thread
+
+
+def _run_warm_ups(arguments: dict, workers: int, options: dict) -> None:
+    from joblib import Parallel, delayed
+
+    try:
+        WARMED_PIDS[:] = Parallel(**arguments)(delayed(warm_up)(options)
+                                               for _ in range(workers))
+    except Exception:  # noqa: BLE001 -- see the module docstring
+        log.debug("worker warm-up failed", exc_info=True)
+
+
+def call_in_pool(config: DictConfig, function, *args):
+    """`function(*args)` in a worker of this sweep's joblib pool, or here when the sweep
+    has none. Its exceptions reach the caller. `function` must be importable by name and
+    its arguments and result picklable."""
+    arguments = joblib_arguments(config)
+    if arguments is None:
+        return function(*args)
+    from joblib import Parallel, delayed
+
+    return Parallel(**arguments)([delayed(function)(*args)])[0]
+
+
+def warm_up(options: dict) -> int:
+    """In a worker: do a job's one-time work ahead of it; returns the worker's pid."""
+    import hydra.core.utils  # noqa: F401 -- the launcher's run_job
+
+    import mlplab.app  # noqa: F401
+    import mlplab.data  # noqa: F401
+    import mlplab.training  # noqa: F401
+    from mlplab.nn import MLP
+
+    with tempfile.TemporaryDirectory(prefix="mlplab-warm-up-") as scratch:
+        if options.get("use_store"):
+            from mlplab.tracking.run import MlflowRun  # noqa: F401
+            from mlplab.tracking.store import get_client
+
+            get_client(options["tracking_uri"])  # cached for the jobs of this process
+        if options.get("plots"):
+            from mlplab.tracking.plots import learning_curves
+
+            history = {"train_loss": [(1, 1.0), (2, 0.5)], "test_loss": [(1, 1.1), (2, 0.6)]}
+            learning_curves(history, Path(scratch) / "learning_curves.png")
+        if options.get("model"):
+            from mlplab.tracking.pyfunc import save_pyfunc_model
+
+            model = MLP([2, 2, 1], ["relu", "sigmoid"], "binary_cross_entropy")
+            save_pyfunc_model(Path(scratch) / "model", model, task="binary")
+    return os.getpid()
