@@ -27,6 +27,7 @@ job that follows does the same work and reports any error itself.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -85,6 +86,28 @@ def warm_up_options(config: DictConfig) -> dict:
             "model": bool(OmegaConf.select(logger, "log_model", default=True))}
 
 
+def grid_size(config: DictConfig) -> int | None:
+    """How many jobs Hydra's basic sweeper makes of this command line and the config's
+    `hydra.sweeper.params`; None for other sweepers or when it cannot be told."""
+    target = str(OmegaConf.select(config, "hydra.sweeper._target_", default="") or "")
+    if not target.endswith(".BasicSweeper"):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    lines = [f"{key}={value}" for key, value in params.items()]
+    lines += list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    sizes = {}
+    try:
+        for override in OverridesParser.create().parse_overrides(lines):
+            sizes[override.get_key_element()] = (
+                len(list(override.sweep_string_iterator())) if override.is_sweep_override()
+                else 1)
+    except Exception:  # noqa: BLE001 -- e.g. glob(), which needs the config repository
+        return None
+    return math.prod(sizes.values())
+
+
 def start_warm_up(config: DictConfig) -> threading.Thread | None:
     """Start the joblib workers of this sweep with a warm-up task on each, from a daemon
     thread (the call returns at once); None when the launcher is not joblib."""
@@ -98,6 +121,8 @@ def start_warm_up(config: DictConfig) -> threading.Thread | None:
     except Exception:  # noqa: BLE001
         log.debug("no worker warm-up: n_jobs unreadable", exc_info=True)
         return None
+    jobs = grid_size(config)  # a worker that gets no job needs no warm-up
+    workers = min(workers, jobs) if jobs else workers
     thread = threading.Thread(target=_run_warm_ups,
                               args=(arguments, workers, warm_up_options(config)),
                               name="mlplab-warm-workers", daemon=True)

@@ -91,3 +91,20 @@ def test_joblib_arguments_are_the_launchers():
         "_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}}})
     assert joblib_arguments(basic) is None
     assert call_in_pool(basic, os.getpid) == os.getpid()
+
+
+def test_grid_size_counts_the_basic_sweepers_jobs():
+    from mlplab.worker_pool import grid_size
+
+    def config(task, params=None, sweeper="hydra._internal.core_plugins.basic_sweeper."
+                                           "BasicSweeper"):
+        return OmegaConf.create({"hydra": {"sweeper": {"_target_": sweeper, "params": params},
+                                           "overrides": {"task": task}}})
+
+    assert grid_size(config(["seed=0,1,2", "trainer.epochs=2"])) == 3
+    assert grid_size(config(["seed=range(0,4)", "optimizer.lr=0.1,0.2"])) == 8
+    # The command line wins over hydra.sweeper.params on the same key, as in the sweeper.
+    assert grid_size(config(["optimizer.lr=0.3", "seed=0,1"],
+                            params={"optimizer.lr": "0.1,0.2,0.5"})) == 2
+    assert grid_size(config(["seed=0"], params={"optimizer.lr": "0.1,0.2,0.5"})) == 3
+    assert grid_size(config(["seed=0,1"], sweeper="mlplab.search.Sweeper")) is None
