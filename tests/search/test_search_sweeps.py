@@ -103,7 +103,10 @@ def _interrupted(study) -> dict[int, dict]:
     ("basic", signal.SIGTERM)],
     ids=["basic-SIGKILL", "joblib-SIGKILL", "basic-SIGINT", "basic-SIGTERM"])
 def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, launcher, signum):
-    args = [*SPACE, "hydra.sweeper.n_trials=8", "hydra.sweeper.sampler.seed=0",
+    # Enough trials that the signal lands mid-sweep even when the machine is busy: the kill
+    # comes after the third complete trial, and a trial takes ~0.5 s.
+    n_trials = 16
+    args = [*SPACE, f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.sampler.seed=0",
             "epoch_seconds=0.04"]
     output = (tmp_path / "killed_sweep.log").open("w")
     process = subprocess.Popen(sweep_command(tmp_path, launcher, *args), env=toy_env(),
@@ -114,7 +117,8 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, launch
     finally:
         if signum == signal.SIGKILL:
             os.killpg(process.pid, signum)  # the sweeper and its workers die at once
-        elif process.poll() is None:
+        else:
+            assert process.poll() is None, "the sweep ended before the signal was sent"
             os.kill(process.pid, signum)  # as Ctrl-C or `kill PID` would
         status = process.wait(timeout=60)
     if signum == signal.SIGTERM:  # the running trial finishes, then exit as signalled
@@ -125,7 +129,7 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, launch
     before = load_study(tmp_path)
     complete_before = {t.number for t in before.get_trials(states=(TrialState.COMPLETE,))}
     interrupted = _interrupted(before)
-    assert 3 <= len(complete_before) < 8
+    assert 3 <= len(complete_before) < n_trials
     if signum != signal.SIGKILL:  # the sweeper cleaned up on its way out
         assert _count(before, TrialState.RUNNING) == 0
     if signum == signal.SIGTERM:
@@ -135,10 +139,10 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, launch
     run_sweep(tmp_path, launcher, *args)
 
     after = load_study(tmp_path)
-    assert _count(after, TrialState.COMPLETE, TrialState.PRUNED) == 8
+    assert _count(after, TrialState.COMPLETE, TrialState.PRUNED) == n_trials
     assert _count(after, TrialState.RUNNING, TrialState.WAITING) == 0
     resumed_jobs = _results(read_log(tmp_path)[log_lines_before:])
-    assert len(resumed_jobs) == 8 - len(complete_before)
+    assert len(resumed_jobs) == n_trials - len(complete_before)
     assert not {job["trial"] for job in resumed_jobs} & complete_before
     # A trial the kill interrupted ends FAIL and its configuration runs again, once (unless
     # the kill came while its params were still being sampled: then it never ran).
