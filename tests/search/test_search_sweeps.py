@@ -91,6 +91,13 @@ def _wait_for_complete_trials(tmp_path, process, n: int) -> None:
     raise AssertionError(f"no {n} complete trials within 90 s")
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal's Ctrl-C finds it. A shell that starts a command in
+    the background (`cmd &`, as a CI script may) sets SIGINT to ignored, which the sweep
+    would inherit, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupted(study) -> dict[int, dict]:
     """Trials a kill cut short: left RUNNING (SIGKILL) or marked FAIL on the way out."""
     return {t.number: t.params for t in study.trials
@@ -111,7 +118,7 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, launch
     output = (tmp_path / "killed_sweep.log").open("w")
     process = subprocess.Popen(sweep_command(tmp_path, launcher, *args), env=toy_env(),
                                cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=_default_sigint)
     try:
         _wait_for_complete_trials(tmp_path, process, 3)
     finally:
