@@ -61,13 +61,35 @@ def _task(cfg: DictConfig) -> float:
 
     context = context_from_hydra()
     try:
-        return run_job(cfg, context)
+        value = run_job(cfg, context)
     except (ConfigError, DataError) as error:
         if context.sweep_dir is None:
             _TASK_ERROR = error
         else:  # checked up front; if it still happens, this job is lost, not the sweep
             log.error("mlplab: error: %s", error)
         return math.nan
+    _stop_sweep_if_killed(context)
+    return value
+
+
+def _close_unfinished_sweeps() -> None:
+    """Parent runs Hydra left open (a job raised, or a signal stopped the sweep), closed
+    while the interpreter can still import MLflow (see mlplab.tracking.sweep)."""
+    from mlplab.tracking.sweep import close_unfinished_sweeps
+
+    close_unfinished_sweeps()
+
+
+def _stop_sweep_if_killed(context) -> None:
+    """A grid sweep's job that a signal ended KILLED in this process stops the sweep."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from mlplab.app import LAST_OUTCOME
+    from mlplab.sweep_signals import SweepInterrupted, signal_of, stops_on_signal
+
+    if (context.sweep_dir is not None and LAST_OUTCOME is not None
+            and LAST_OUTCOME.status == "KILLED" and stops_on_signal(HydraConfig.get())):
+        raise SweepInterrupted(signal_of(LAST_OUTCOME.reason))
 
 
 def _run_hydra(args: list[str]) -> None:
@@ -121,8 +143,17 @@ def train_main(args: list[str]) -> int:
         print("".join(line for line in shown.getvalue().splitlines(keepends=True)
                       if not line.startswith("schema/")), end="")
         return 0
-    with skip_recomposing(checked):
-        _run_hydra(args)
+    try:
+        with skip_recomposing(checked):
+            _run_hydra(args)
+    except KeyboardInterrupt as stop:  # outside a training loop, or a grid sweep stopped
+        name = getattr(stop, "signal_name", "SIGINT")
+        what = ("sweep stopped; the runs it finished are kept and its parent run is closed "
+                "with a stop_reason tag" if parsed.multirun else "run stopped")
+        _error(f"{what} ({name})")
+        return getattr(stop, "exit_status", EXIT_KILLED)
+    finally:
+        _close_unfinished_sweeps()
     if _TASK_ERROR is not None:
         raise _TASK_ERROR
     outcome = app.LAST_OUTCOME

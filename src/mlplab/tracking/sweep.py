@@ -92,7 +92,10 @@ class MlflowSweepCallback(Callback):
         self._config = config
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_RUN_FILE).write_text(json.dumps(self.parent, indent=2))
-        # A sweep that crashes or is interrupted never reaches on_multirun_end.
+        # A sweep that crashes or is interrupted never reaches on_multirun_end: the CLI
+        # closes the parent when Hydra returns (close_unfinished_sweeps), and interpreter
+        # exit is the last resort (too late to import MLflow if this process never has).
+        _OPEN.append(self)
         atexit.register(self._close_unfinished)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
@@ -107,6 +110,8 @@ class MlflowSweepCallback(Callback):
         if self.parent is None:
             return
         parent, self.parent = self.parent, None
+        if self in _OPEN:
+            _OPEN.remove(self)
         monitor = self.monitor or _first(config, MONITOR_KEYS, None)
         mode = (self.mode or _first(config, MODE_KEYS, "min")).lower()
         plots = OmegaConf.select(config, "logger.plots", default=True)
@@ -119,6 +124,16 @@ class MlflowSweepCallback(Callback):
             log.exception("could not summarize the sweep's parent run")
             with contextlib.suppress(Exception):
                 get_client(parent["tracking_uri"]).set_terminated(parent["run_id"], "FAILED")
+
+
+_OPEN: list[MlflowSweepCallback] = []  # callbacks of this process whose parent is open
+
+
+def close_unfinished_sweeps() -> None:
+    """Close, as stopped early, the parent runs of sweeps that ended without
+    `on_multirun_end` (a job raised, or the sweep was interrupted)."""
+    for callback in list(_OPEN):
+        callback._close_unfinished()
 
 
 def open_parent_run(request: dict) -> dict:
