@@ -14,6 +14,7 @@ from mlplab.data.checks import (
     check_choice,
     check_finite,
     check_fraction,
+    check_random_state_seed,
     check_seed,
 )
 from mlplab.data.dataset import Dataset
@@ -60,10 +61,8 @@ def assemble(name: str, data: Generated, *, seed: int, dtype: np.dtype, test_siz
     test_size = check_fraction("dataset.test_size", test_size)
     val_size = check_fraction("dataset.val_size", val_size, optional=True)
     stratify = check_bool("dataset.stratify", stratify)
-    split_seed = check_seed("dataset.split_seed", split_seed, seed)
-    if split != "ordered" and split_seed >= 2**32:
-        raise ConfigError(f"dataset.split_seed: a shuffled split needs a seed below 2**32, "
-                          f"got {split_seed} (null means the run's `seed`)")
+    split_seed = (check_seed if split == "ordered" else check_random_state_seed)(
+        "dataset.split_seed", split_seed, seed)
     regression = data.task == "regression"
     check_finite(f"dataset {name!r}: X", data.X)
     check_finite(f"dataset {name!r}: y", data.y)

@@ -56,6 +56,16 @@ def check_seed(key: str, value, default: int) -> int:
     return check_int(key, value, minimum=0)
 
 
+def check_random_state_seed(key: str, value, default: int) -> int:
+    """`check_seed` for a seed that goes to NumPy's `RandomState` (scikit-learn's draws),
+    which takes seeds below 2**32 only."""
+    seed = check_seed(key, value, default)
+    if seed >= 2**32:
+        raise ConfigError(f"{key}: a seed below 2**32 is needed here (NumPy's RandomState), "
+                          f"got {seed}; null means the run's `seed`")
+    return seed
+
+
 def check_choice(key: str, value, valid) -> str:
     if value not in valid:
         raise ConfigError(f"{key}: unknown value {value!r}; valid choices: {choices(valid)}")

@@ -16,7 +16,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mlplab.data.checks import check_bool, check_int, check_real, check_seed
+from mlplab.data.checks import (
+    check_bool,
+    check_int,
+    check_random_state_seed,
+    check_real,
+    check_seed,
+)
 from mlplab.errors import ConfigError
 
 
@@ -72,9 +78,7 @@ def sum_diff(*, seed: int, n_samples=10000, low=0.0, high=100.0, legacy=False,
 
 def _legacy_stream(key: str, value, seed: int) -> tuple[int, np.random.RandomState]:
     """The data seed and the `RandomState` scikit-learn's generators draw from for it."""
-    data_seed = check_seed(key, value, seed)
-    if data_seed >= 2**32:
-        raise ConfigError(f"{key}: a seed below 2**32 is needed here, got {data_seed}")
+    data_seed = check_random_state_seed(key, value, seed)
     return data_seed, np.random.RandomState(data_seed)  # noqa: NPY002 -- sklearn's stream
 
 
