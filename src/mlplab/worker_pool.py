@@ -27,7 +27,6 @@ job that follows does the same work and reports any error itself.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 import threading
@@ -75,11 +74,12 @@ def joblib_arguments(config: DictConfig) -> dict | None:
 
 def warm_up_options(config: DictConfig) -> dict:
     """What the jobs of this sweep will use: the store (if any) and which artifacts."""
-    logger = OmegaConf.select(config, "logger", default=None)
-    if logger is None or OmegaConf.select(logger, "name") == "none":
-        return {"use_store": False, "tracking_uri": None, "plots": False, "model": False}
     from mlplab.tracking.store import resolve_tracking_uri
+    from mlplab.tracking.sweep import logger_enabled
 
+    logger = OmegaConf.select(config, "logger", default=None)
+    if logger is None or not logger_enabled(config):
+        return {"use_store": False, "tracking_uri": None, "plots": False, "model": False}
     return {"use_store": True,
             "tracking_uri": resolve_tracking_uri(OmegaConf.select(logger, "tracking_uri")),
             "plots": OmegaConf.select(logger, "plots") is not False,
@@ -88,24 +88,20 @@ def warm_up_options(config: DictConfig) -> dict:
 
 def grid_size(config: DictConfig) -> int | None:
     """How many jobs Hydra's basic sweeper makes of this command line and the config's
-    `hydra.sweeper.params`; None for other sweepers or when it cannot be told."""
+    `hydra.sweeper.params` (preflight's expansion; past its MAX_COMBINATIONS, the number it
+    checks, a lower bound); None for other sweepers or when it cannot be told."""
     target = str(OmegaConf.select(config, "hydra.sweeper._target_", default="") or "")
     if not target.endswith(".BasicSweeper"):
         return None
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from mlplab.preflight import expand_jobs
 
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    lines = [f"{key}={value}" for key, value in params.items()]
-    lines += list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
-    sizes = {}
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
     try:
-        for override in OverridesParser.create().parse_overrides(lines):
-            sizes[override.get_key_element()] = (
-                len(list(override.sweep_string_iterator())) if override.is_sweep_override()
-                else 1)
-    except Exception:  # noqa: BLE001 -- e.g. glob(), which needs the config repository
+        jobs = expand_jobs(list(OmegaConf.select(config, "hydra.overrides.task", default=[])),
+                           OmegaConf.to_container(params) if params is not None else None)
+    except Exception:  # noqa: BLE001 -- the launcher will report what it cannot expand
         return None
-    return math.prod(sizes.values())
+    return len(jobs)
 
 
 def start_warm_up(config: DictConfig) -> threading.Thread | None:

@@ -94,6 +94,9 @@ def test_joblib_arguments_are_the_launchers():
 
 
 def test_grid_size_counts_the_basic_sweepers_jobs():
+    from hydra import initialize_config_dir
+
+    from mlplab.config import conf_dir
     from mlplab.worker_pool import grid_size
 
     def config(task, params=None, sweeper="hydra._internal.core_plugins.basic_sweeper."
@@ -101,10 +104,11 @@ def test_grid_size_counts_the_basic_sweepers_jobs():
         return OmegaConf.create({"hydra": {"sweeper": {"_target_": sweeper, "params": params},
                                            "overrides": {"task": task}}})
 
-    assert grid_size(config(["seed=0,1,2", "trainer.epochs=2"])) == 3
-    assert grid_size(config(["seed=range(0,4)", "optimizer.lr=0.1,0.2"])) == 8
-    # The command line wins over hydra.sweeper.params on the same key, as in the sweeper.
-    assert grid_size(config(["optimizer.lr=0.3", "seed=0,1"],
-                            params={"optimizer.lr": "0.1,0.2,0.5"})) == 2
-    assert grid_size(config(["seed=0"], params={"optimizer.lr": "0.1,0.2,0.5"})) == 3
-    assert grid_size(config(["seed=0,1"], sweeper="mlplab.search.Sweeper")) is None
+    with initialize_config_dir(str(conf_dir()), version_base="1.3"):  # as in a Hydra run
+        assert grid_size(config(["seed=0,1,2", "trainer.epochs=2"])) == 3
+        assert grid_size(config(["seed=range(0,4)", "optimizer.lr=0.1,0.2"])) == 8
+        # The command line wins over hydra.sweeper.params on the same key, as in the sweeper.
+        assert grid_size(config(["optimizer.lr=0.3", "seed=0,1"],
+                                params={"optimizer.lr": "0.1,0.2,0.5"})) == 2
+        assert grid_size(config(["seed=0"], params={"optimizer.lr": "0.1,0.2,0.5"})) == 3
+        assert grid_size(config(["seed=0,1"], sweeper="mlplab.search.Sweeper")) is None
