@@ -85,11 +85,12 @@ def _stop_sweep_if_killed(context) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from mlplab.app import LAST_OUTCOME
-    from mlplab.sweep_signals import SweepInterrupted, signal_of, stops_on_signal
+    from mlplab.search.interrupts import signal_of_killed_run
+    from mlplab.sweep_signals import SweepInterrupted, stops_on_signal
 
     if (context.sweep_dir is not None and LAST_OUTCOME is not None
             and LAST_OUTCOME.status == "KILLED" and stops_on_signal(HydraConfig.get())):
-        raise SweepInterrupted(signal_of(LAST_OUTCOME.reason))
+        raise SweepInterrupted(signal_of_killed_run(LAST_OUTCOME.reason))
 
 
 def _run_hydra(args: list[str]) -> None:

@@ -13,7 +13,7 @@ the next one, so a sweep could only be stopped by signalling it once per job. He
   Python's default would end the process on the spot and leave the sweep's parent run
   RUNNING.
 
-Either way the parent run is then closed at exit, tagged `stop_reason`. Other sweepers
+Either way the CLI then closes the parent run, tagged `stop_reason`, before it exits. Other sweepers
 (the Optuna one handles signals itself) and other launchers are left alone.
 """
 
@@ -25,9 +25,10 @@ import threading
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mlplab.search.interrupts import EXIT_STATUS
+
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
-EXIT_STATUS = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -40,11 +41,6 @@ class SweepInterrupted(KeyboardInterrupt):
     @property
     def exit_status(self) -> int:
         return EXIT_STATUS.get(self.signal_name, EXIT_STATUS["SIGINT"])
-
-
-def signal_of(reason: str | None) -> str:
-    """SIGTERM or SIGINT, from a KILLED run's reason ("interrupted by SIGTERM after ...")."""
-    return "SIGTERM" if reason and "SIGTERM" in reason else "SIGINT"
 
 
 def grid_sweep(hydra: DictConfig) -> bool:

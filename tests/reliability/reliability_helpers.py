@@ -52,11 +52,17 @@ def run_cli(*args: str, cwd: Path, timeout: float = 120, env=None) -> subprocess
 
 
 def start_cli(*args: str, cwd: Path, log: Path, env=None) -> subprocess.Popen:
-    """Start the CLI in its own process group, stdout and stderr into `log`."""
+    """Start the CLI in its own process group, stdout and stderr into `log`, with SIGINT
+    as under a terminal even when the tests run in the background (a shell's `cmd &`
+    leaves SIGINT ignored for its children)."""
     handle = log.open("w")
     return subprocess.Popen(mlplab_command(*args), cwd=cwd, stdout=handle,
                             stderr=subprocess.STDOUT, text=True, env=env or cli_env(),
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stop_group(process: subprocess.Popen) -> None:

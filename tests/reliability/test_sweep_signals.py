@@ -13,10 +13,9 @@ import subprocess
 import pytest
 from reliability_helpers import (
     QUICK,
-    cli_env,
-    mlplab_command,
     rows,
     run_tags,
+    start_cli,
     stop_group,
     store_runs,
     train_args,
@@ -27,18 +26,9 @@ LONG_JOBS = (*QUICK, "dataset=xor", "dataset.split=ordered", "trainer.epochs=200
              "trainer.log_every=50", "seed=0,1,2")
 
 
-def _default_sigint() -> None:
-    """SIGINT as under a terminal, even when the test runner was started in the background
-    (a shell's `cmd &` leaves SIGINT ignored for its children)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start_sweep(tmp_path, store, *overrides) -> subprocess.Popen:
-    log = (tmp_path / "sweep.log").open("w")
-    return subprocess.Popen(mlplab_command(*train_args(tmp_path, store, *LONG_JOBS, *overrides,
-                                                       sweep=True)),
-                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, text=True,
-                            env=cli_env(), start_new_session=True, preexec_fn=_default_sigint)
+    return start_cli(*train_args(tmp_path, store, *LONG_JOBS, *overrides, sweep=True),
+                     cwd=tmp_path, log=tmp_path / "sweep.log")
 
 
 def metrics_logged(store) -> bool:
