@@ -7,29 +7,30 @@ import math
 import pytest
 from threadpoolctl import threadpool_limits
 
-from mlplab import app
-from mlplab.app import JobContext, run_job, run_name
 from mlplab.config import compose_train
+from mlplab.job.context import JobContext
+from mlplab.job.run import run_job, run_name
 from mlplab.nn.threads import blas_threads_in_use
 
 QUICK = ["logger=none", "dataset.n_samples=200", "trainer.epochs=5", "trainer.log_every=1"]
 
 
 def test_returns_the_monitored_metric_of_the_last_evaluation():
-    value = run_job(compose_train(*QUICK))
-    outcome = app.LAST_OUTCOME
+    outcome = run_job(compose_train(*QUICK))
+    value = outcome.value
     assert outcome.status == "FINISHED" and outcome.run_id is None
     assert value == outcome.metrics["test_loss"] and math.isfinite(value)
-    accuracy = run_job(compose_train(*QUICK, "trainer.monitor=test_accuracy", "trainer.mode=max"))
-    assert accuracy == app.LAST_OUTCOME.metrics["test_accuracy"]
+    outcome = run_job(compose_train(*QUICK, "trainer.monitor=test_accuracy", "trainer.mode=max"))
+    accuracy = outcome.value
+    assert accuracy == outcome.metrics["test_accuracy"]
     assert 0.0 <= accuracy <= 1.0
 
 
 def test_a_diverging_run_returns_nan_and_says_why():
     cfg = compose_train("logger=none", "dataset=sum_diff", "dataset.n_samples=200",
                         "optimizer.lr=100", "trainer.epochs=30")
-    assert math.isnan(run_job(cfg))
-    outcome = app.LAST_OUTCOME
+    outcome = run_job(cfg)
+    assert math.isnan(outcome.value)
     assert outcome.status == "FAILED"
     assert "epoch" in outcome.reason and ("nan" in outcome.reason or "inf" in outcome.reason)
 
@@ -63,14 +64,13 @@ def test_resume_continues_the_same_run_from_its_last_checkpoint(store):
 
     tracked = [f"logger.tracking_uri={store_uri(store)}", "logger.log_model=false",
                "logger.plots=false", "dataset.n_samples=200", "trainer.log_every=1"]
-    run_job(compose_train(*tracked, "trainer.epochs=4", "trainer.checkpoint_every=2"))
-    first = app.LAST_OUTCOME.run_id
-    run_job(compose_train(*tracked, "trainer.epochs=6", f"trainer.resume={first}"))
-    assert app.LAST_OUTCOME.run_id == first and app.LAST_OUTCOME.status == "FINISHED"
+    first = run_job(compose_train(*tracked, "trainer.epochs=4",
+                                  "trainer.checkpoint_every=2")).run_id
+    resumed = run_job(compose_train(*tracked, "trainer.epochs=6", f"trainer.resume={first}"))
+    assert resumed.run_id == first and resumed.status == "FINISHED"
     history = client(store).get_metric_history(first, "test_loss")
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5, 6]
-    run_job(compose_train(*tracked, "trainer.epochs=2"))  # no checkpoints logged
-    plain = app.LAST_OUTCOME.run_id
+    plain = run_job(compose_train(*tracked, "trainer.epochs=2")).run_id  # no checkpoints logged
     with pytest.raises(DataError, match=r"^trainer\.resume: run \w+ has no checkpoints"):
         run_job(compose_train(*tracked, "trainer.epochs=3", f"trainer.resume={plain}"))
     assert client(store).get_run(plain).info.status == "FINISHED"  # left as it was

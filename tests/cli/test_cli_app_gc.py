@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import gc
 
-from mlplab import app
-from mlplab.app import run_job
 from mlplab.config import compose_train
+from mlplab.job import run as job_run
+from mlplab.job.run import run_job
 
 QUICK = ["logger=none", "dataset.n_samples=100", "trainer.epochs=1"]
 
 
 def test_the_second_job_of_a_process_freezes_what_survives_a_collection(monkeypatch):
     calls = []
-    monkeypatch.setattr(app, "_JOBS_STARTED", 0)  # as in a fresh worker
+    monkeypatch.setattr(job_run, "_JOBS_STARTED", 0)  # as in a fresh worker
     monkeypatch.setattr(gc, "collect", lambda *a: calls.append("collect") or 0)
     monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
     run_job(compose_train(*QUICK))

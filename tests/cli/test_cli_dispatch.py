@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from mlplab import __version__, cli
+from mlplab import __version__
 from mlplab.cli import main
 
 
@@ -32,8 +32,8 @@ def test_data_goes_to_the_data_command(capsys):
     assert "usage: mlplab data" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mlplab.reproduce") is None,
-                    reason="mlplab.reproduce is not part of this checkout")
+@pytest.mark.skipif(importlib.util.find_spec("mlplab.cli.reproduce") is None,
+                    reason="mlplab.cli.reproduce is not part of this checkout")
 def test_reproduce_goes_to_the_reproduce_module(capsys):
     assert _status(["reproduce", "--help"]) == 0
     assert "--tutorials" in capsys.readouterr().out
@@ -41,8 +41,8 @@ def test_reproduce_goes_to_the_reproduce_module(capsys):
 
 def test_reproduce_without_its_module_is_a_clear_error(monkeypatch, capsys):
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(cli.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "mlplab.reproduce"
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mlplab.cli.reproduce"
                         else real_find_spec(name, *a))
     assert main(["reproduce", "RUN_ID"]) == 2
     err = capsys.readouterr().err.strip()

@@ -10,7 +10,7 @@ import pytest
 from cli_helpers import client, store_uri
 
 from mlplab.cli import main
-from mlplab.cli_runs import mlflow_filter
+from mlplab.cli.runs import mlflow_filter
 
 # (lr, seed, test_loss, test_accuracy) of four runs, and one sweep parent to leave out.
 RUNS = [("0.1", "0", 1.0, 0.50), ("0.1", "1", 3.0, 0.70),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from cli_helpers import client, store_uri
 
-from mlplab import app
-from mlplab.app import JobContext, run_job, run_plots
 from mlplab.config import compose_train
+from mlplab.job.context import JobContext
+from mlplab.job.run import run_job, run_plots
 
 QUICK = ["dataset.n_samples=200", "trainer.epochs=2", "logger.log_model=false"]
 EVERY_MOONS_PLOT = {"plots/learning_curves.png", "plots/weight_histograms.png",
@@ -28,8 +28,7 @@ def test_what_each_setting_asks_for(setting, single, sweep_job):
 
 def _logged_plots(store, context: JobContext, *overrides: str) -> set[str]:
     cfg = compose_train(*QUICK, f"logger.tracking_uri={store_uri(store)}", *overrides)
-    run_job(cfg, context)
-    run_id = app.LAST_OUTCOME.run_id
+    run_id = run_job(cfg, context).run_id
     return {artifact.path for artifact in client(store).list_artifacts(run_id, "plots")}
 
 

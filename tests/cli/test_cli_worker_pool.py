@@ -1,5 +1,5 @@
 """The joblib launcher's workers start early, run the jobs, and do the parent run's MLflow
-work, so the launching process never imports MLflow or matplotlib (mlplab.worker_pool)."""
+work, so the launching process never imports MLflow or matplotlib (mlplab.multirun.worker_pool)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 # Runs `mlplab train` in-process and reports what the launching process saw.
 DRIVER = """
 import json, sys
-from mlplab import worker_pool
+from mlplab.multirun import worker_pool
 from mlplab.cli import main
 code = main(sys.argv[1:])
 print(json.dumps({"code": code, "warmed": sorted(worker_pool.WARMED_PIDS),
@@ -75,7 +75,8 @@ def test_basic_launcher_starts_no_pool_and_does_the_work_itself(store):
 
 
 def test_joblib_arguments_are_the_launchers():
-    from mlplab.worker_pool import JOBLIB_LAUNCHER, call_in_pool, joblib_arguments
+    from mlplab.multirun.sweeps import JOBLIB_LAUNCHER
+    from mlplab.multirun.worker_pool import call_in_pool, joblib_arguments
 
     config = OmegaConf.create({"hydra": {"launcher": {
         "_target_": JOBLIB_LAUNCHER, "n_jobs": 3, "backend": None, "prefer": "processes",
@@ -97,7 +98,7 @@ def test_grid_size_counts_the_basic_sweepers_jobs():
     from hydra import initialize_config_dir
 
     from mlplab.config import conf_dir
-    from mlplab.worker_pool import grid_size
+    from mlplab.multirun.worker_pool import grid_size
 
     def config(task, params=None, sweeper="hydra._internal.core_plugins.basic_sweeper."
                                            "BasicSweeper"):

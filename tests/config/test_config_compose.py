@@ -27,7 +27,8 @@ def test_defaults_are_the_documented_choices():
     assert cfg.hydra.job.chdir is False
     assert cfg.hydra.run.dir.startswith(str(project_root() / "outputs" / "runs"))
     assert cfg.hydra.sweep.dir.startswith(str(project_root() / "outputs" / "multirun"))
-    assert cfg.hydra.callbacks.mlflow_sweep._target_ == "mlplab.tracking.sweep.MlflowSweepCallback"
+    assert (cfg.hydra.callbacks.mlflow_sweep._target_
+            == "mlplab.multirun.callbacks.MlflowSweepCallback")
     validate(cfg)
 
 

@@ -9,9 +9,9 @@ from config_helpers import hydra_context
 from hydra import compose
 from omegaconf import OmegaConf
 
-from mlplab import preflight
+from mlplab.config import preflight
+from mlplab.config.preflight import check_command_line, expand_jobs
 from mlplab.errors import ConfigError
-from mlplab.preflight import check_command_line, expand_jobs
 
 
 def test_grid_is_the_cartesian_product_in_the_basic_sweepers_order():

@@ -6,8 +6,8 @@ import pytest
 from hydra._internal.core_plugins import basic_sweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from mlplab.config.preflight import check_command_line, job_key, skip_recomposing
 from mlplab.errors import ConfigError
-from mlplab.preflight import check_command_line, job_key, skip_recomposing
 
 # Spellings that Hydra rewrites when it expands a sweep: a range, a list with a space, a
 # value with a space, a new key, and hydra.* overrides (applied to the sweep, not the jobs).

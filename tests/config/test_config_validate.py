@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mlplab.app import build_model, load_data
 from mlplab.config import compose_train, validate, validate_for_dataset
 from mlplab.errors import ConfigError
+from mlplab.job.build import build_model, load_data
 
 BAD_VALUES = [
     (["optimizer.lr=-1"], "optimizer.lr", "> 0"),

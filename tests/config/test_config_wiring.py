@@ -7,9 +7,9 @@ import pytest
 from config_helpers import group_options
 from omegaconf import OmegaConf
 
-from mlplab.app import build_model, build_optimizer, build_schedule
 from mlplab.config import compose_train
 from mlplab.data import Dataset, dataset_defaults
+from mlplab.job.build import build_model, build_optimizer, build_schedule
 
 
 def _toy_dataset(n_features=3, n_train=8) -> Dataset:
@@ -56,7 +56,7 @@ def test_cosine_runs_over_the_trainer_epochs_by_default():
 def test_dataset_schema_has_exactly_the_loader_keys(option):
     node = compose_train(f"dataset={option}").dataset
     assert set(node) == set(dataset_defaults(node.name))
-    assert OmegaConf.get_type(node).__module__ == "mlplab.config_datasets"
+    assert OmegaConf.get_type(node).__module__ == "mlplab.config.dataset_schemas"
 
 
 def test_legacy_initializer_draws_the_tutorial_stream():

@@ -9,7 +9,7 @@ import shutil
 import pytest
 from conftest import MNIST_GZ
 
-from mlplab.data.cli import data_main
+from mlplab.cli.data import data_main
 from mlplab.data.download import download_mnist
 from mlplab.errors import DataError
 

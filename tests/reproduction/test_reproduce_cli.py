@@ -7,7 +7,7 @@ from mlflow import MlflowClient
 from tutorial_runs import run_preset
 
 from mlplab import cli
-from mlplab.reproduce_targets import TUTORIALS
+from mlplab.reproduction.published import TUTORIALS
 
 TUTORIAL = {t.preset: t for t in TUTORIALS}
 

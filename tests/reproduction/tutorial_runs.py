@@ -1,7 +1,7 @@
 """Helpers for the tutorial tests: run a preset through the real app, read back what it logged.
 
 Every mlplab run here goes the way a user's does: Hydra composes `conf/train.yaml` with
-`experiment=<preset>` and the test's overrides, `mlplab.app.run_job` trains it, and the
+`experiment=<preset>` and the test's overrides, `mlplab.job.run_job` trains it, and the
 metrics and weights are read back from the MLflow store the run was logged to (a private
 SQLite store per test session), so what is compared is what a user would see.
 """
@@ -38,13 +38,12 @@ def run_preset(preset: str, overrides: list[str], tracking_uri: str) -> LoggedRu
     """Compose, train through `run_job` into `tracking_uri`, and read the run back."""
     from mlflow import MlflowClient
 
-    from mlplab import app
+    from mlplab.job import JobContext, run_job
 
     overrides = [*overrides, f"logger.tracking_uri={tracking_uri}", "logger.plots=false",
                  "logger.log_model=false"]
     cfg = compose_preset(preset, overrides)
-    app.run_job(cfg, app.JobContext(preset=preset, overrides=overrides))
-    outcome = app.LAST_OUTCOME
+    outcome = run_job(cfg, JobContext(preset=preset, overrides=overrides))
     client = MlflowClient(tracking_uri)
     run = client.get_run(outcome.run_id)
     history = {key: {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from mlplab.config import compose_train, conf_dir
-from mlplab.preflight import check_command_line
+from mlplab.config.preflight import check_command_line
 from mlplab.search.config import OptunaSweeperConf
 from mlplab.search.space import parse_search_space
 

@@ -134,7 +134,7 @@ def test_direction_follows_the_monitored_metric_unless_given():
 def test_preflight_checks_integer_intervals_at_integer_endpoints():
     # `mlplab train -m` composes each sweep's endpoints before launching; an integer key
     # searched with tag(int, interval(...)) must not be checked at "16.0".
-    from mlplab.preflight import _sweep_values
+    from mlplab.config.preflight import _sweep_values
 
     override = OverridesParser.create().parse_overrides(["b=tag(int, interval(15.5, 64))"])[0]
     assert _sweep_values(override) == ["b=16", "b=64"]

@@ -4,8 +4,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from mlplab.multirun.sweeps import logger_enabled
 from mlplab.tracking import MlflowRun
-from mlplab.tracking.sweep import logger_enabled, read_parent_run
+from mlplab.tracking.sweep import read_parent_run
 
 
 @hydra.main(version_base=None, config_path="sweep_conf", config_name="config")

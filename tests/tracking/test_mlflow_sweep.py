@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from mlplab.multirun.callbacks import MlflowSweepCallback
 from mlplab.tracking import get_client
-from mlplab.tracking.sweep import PARENT_RUN_FILE, MlflowSweepCallback
+from mlplab.tracking.sweep import PARENT_RUN_FILE
 
 HERE = Path(__file__).parent
 

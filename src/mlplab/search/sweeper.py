@@ -28,18 +28,12 @@ from mlplab.errors import ConfigError, DataError, choices
 from mlplab.search.config import DIRECTIONS
 from mlplab.search.factories import PRUNER_ATTR, make_pruner, make_sampler, pruner_settings
 from mlplab.search.groups import aggregate_seed_values, quote
-from mlplab.search.interrupts import (
-    StopRequest,
-    describe_outcome,
-    is_objective,
-    job_outcome,
-    signal_of_killed_run,
-    sigterm_ignored,
-)
+from mlplab.search.outcomes import describe_outcome, is_objective, job_outcome
 from mlplab.search.pruning import KILLED_ATTR, PRUNED_AT_ATTR
 from mlplab.search.space import SearchSpace, parse_search_space
 from mlplab.search.study import count_done, default_storage_url, open_study, recover_interrupted
 from mlplab.search.summary import write_summary
+from mlplab.signals import StopRequest, signal_of_killed_run, sigterm_ignored
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +66,7 @@ class OptunaSweeperImpl(Sweeper):
 
     # -- the sweep ----------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
-        """Run the sweep; see `mlplab.search.interrupts` for how signals stop it."""
+        """Run the sweep; see `mlplab.search.outcomes` for how signals stop it."""
         with self.stop.handling_sigterm():
             try:
                 returns = self._sweep(arguments)

@@ -1,23 +1,20 @@
 """A sweep as one MLflow parent run with one child run per job.
 
-`MlflowSweepCallback` is a Hydra callback. Before any job starts it creates the store, the
-experiment and the parent run, once (so parallel jobs never race to create tables or
-experiments; with the joblib launcher this happens in one of its workers, see
-`mlplab.worker_pool`) and writes `<sweep dir>/mlflow_parent_run.json`; each job
-reads that file (`read_parent_run`) and tags its own run `mlflow.parentRunId`. MLflow's
-`nested=True` cannot do this: it links runs through the fluent API's in-process state,
-and sweep jobs run in other processes.
+Plain functions with plain values in and out, so that they may run in a worker of the
+sweep; the Hydra callback that calls them is `mlplab.multirun.callbacks.MlflowSweepCallback`.
+`open_parent_run` creates the store, the experiment and the parent run, once, before any
+job starts (so parallel jobs never race to create tables or experiments); the launching
+side writes `<sweep dir>/mlflow_parent_run.json` and each job reads it (`read_parent_run`)
+and tags its own run `mlflow.parentRunId`. MLflow's `nested=True` cannot do this: it links
+runs through the fluent API's in-process state, and sweep jobs run in other processes.
 
-When the sweep ends, the callback writes `children.csv` and the sweep plots, names the
-best child on the parent (`best_run_id`, `best_<metric>`) and closes the parent: FAILED
-when every child failed, else FINISHED. Hydra skips `on_multirun_end` when a job raises,
-so the same summary also runs at interpreter exit if the parent is still open.
+`summarize_sweep` writes `children.csv` and the sweep plots, names the best child on the
+parent (`best_run_id`, `best_<metric>`) and closes the parent: FAILED when every child
+failed, else FINISHED.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import csv
 import json
 import logging
@@ -25,18 +22,11 @@ import math
 import tempfile
 from pathlib import Path
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
-
-from mlplab.tracking.store import ensure_experiment, get_client, git_commit, resolve_tracking_uri
-from mlplab.worker_pool import call_in_pool
+from mlplab.tracking.store import ensure_experiment, get_client
 
 log = logging.getLogger(__name__)
 
 PARENT_RUN_FILE = "mlflow_parent_run.json"
-# Where the monitored metric and its direction may live in a composed config.
-MONITOR_KEYS = ("trainer.monitor", "trainer.early_stopping.monitor")
-MODE_KEYS = ("trainer.mode", "trainer.early_stopping.mode")
 
 
 def read_parent_run(sweep_dir) -> dict | None:
@@ -45,95 +35,6 @@ def read_parent_run(sweep_dir) -> dict | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text())
-
-
-def logger_enabled(config: DictConfig) -> bool:
-    name = OmegaConf.select(config, "logger.name", default="mlflow")
-    return str(name).lower() not in ("none", "null", "")
-
-
-def _first(config: DictConfig, keys, default):
-    for key in keys:
-        value = OmegaConf.select(config, key, default=None)
-        if value is not None:
-            return str(value)
-    return default
-
-
-class MlflowSweepCallback(Callback):
-    """Hydra callback, configured as
-    `hydra.callbacks.mlflow_sweep._target_: mlplab.tracking.sweep.MlflowSweepCallback`.
-
-    `monitor`/`mode` choose the best child; by default they are read from the config
-    (`trainer.monitor`, `trainer.mode`, or the early-stopping ones), falling back to
-    `val_loss` (or `test_loss` when no child has it) and "min".
-    """
-
-    def __init__(self, monitor: str | None = None, mode: str | None = None):
-        self.monitor = monitor
-        self.mode = mode
-        self.parent: dict | None = None
-        self._config: DictConfig | None = None
-
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        if not logger_enabled(config):
-            return
-        name = str(OmegaConf.select(config, "experiment_name", default="default"))
-        overrides = " ".join(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        request = {
-            "tracking_uri": resolve_tracking_uri(
-                OmegaConf.select(config, "logger.tracking_uri", default=None)),
-            "experiment": name, "run_name": f"{name}/sweep {sweep_dir.name}",
-            "tags": {"git_commit": git_commit(), "overrides": overrides,
-                     "mlflow.source.name": "mlplab",
-                     "mlplab.sweep_dir": str(sweep_dir.resolve()), "mlplab.role": "sweep"}}
-        self.parent = call_in_pool(config, open_parent_run, request)
-        self._config = config
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / PARENT_RUN_FILE).write_text(json.dumps(self.parent, indent=2))
-        # A sweep that crashes or is interrupted never reaches on_multirun_end: the CLI
-        # closes the parent when Hydra returns (close_unfinished_sweeps), and interpreter
-        # exit is the last resort (too late to import MLflow if this process never has).
-        _OPEN.append(self)
-        atexit.register(self._close_unfinished)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        self._finalize(config)
-
-    def _close_unfinished(self) -> None:
-        """At exit, a parent still open means Hydra stopped early (a job raised, or ^C)."""
-        if self.parent is not None:
-            self._finalize(self._config, stopped=True)
-
-    def _finalize(self, config: DictConfig, stopped: bool = False) -> None:
-        if self.parent is None:
-            return
-        parent, self.parent = self.parent, None
-        if self in _OPEN:
-            _OPEN.remove(self)
-        monitor = self.monitor or _first(config, MONITOR_KEYS, None)
-        mode = (self.mode or _first(config, MODE_KEYS, "min")).lower()
-        plots = OmegaConf.select(config, "logger.plots", default=True)
-        try:
-            if stopped:  # at interpreter exit the workers may be gone: here, then
-                summarize_sweep(parent, monitor, mode, plots, stopped)
-            else:
-                call_in_pool(config, summarize_sweep, parent, monitor, mode, plots, stopped)
-        except Exception:
-            log.exception("could not summarize the sweep's parent run")
-            with contextlib.suppress(Exception):
-                get_client(parent["tracking_uri"]).set_terminated(parent["run_id"], "FAILED")
-
-
-_OPEN: list[MlflowSweepCallback] = []  # callbacks of this process whose parent is open
-
-
-def close_unfinished_sweeps() -> None:
-    """Close, as stopped early, the parent runs of sweeps that ended without
-    `on_multirun_end` (a job raised, or the sweep was interrupted)."""
-    for callback in list(_OPEN):
-        callback._close_unfinished()
 
 
 def open_parent_run(request: dict) -> dict:

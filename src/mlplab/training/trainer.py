@@ -9,6 +9,7 @@ divergence checks, checkpoints and the progress bar happen only at the logging c
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mlplab.errors import ConfigError
+from mlplab.signals import FitSignals
 from mlplab.training.callbacks import Best, EarlyStopping, check_mode
 from mlplab.training.checkpoint import (
     Checkpoint,
@@ -35,7 +37,6 @@ from mlplab.training.evaluation import (
 )
 from mlplab.training.progress import ProgressBar
 from mlplab.training.result import TrainResult
-from mlplab.training.signals import StopOnSignal
 
 TRAIN_METRICS = ("auto", "pre_update", "post_update", "running")
 MAX_POINTS = 1000  # log_every="auto" keeps a run at about this many points per metric
@@ -140,7 +141,7 @@ class Trainer:
         for hook in hooks["on_train_start"]:
             hook(self)
         with tempfile.TemporaryDirectory(prefix="mlplab-ckpt-") as scratch, \
-                StopOnSignal(self._on_signal) if self.handle_signals else _Null(), \
+                FitSignals(self._on_signal) if self.handle_signals else contextlib.nullcontext(), \
                 np.errstate(over="ignore", invalid="ignore"):
             self._ckpt_dir = Path(self.checkpoint_dir or scratch)
             self._ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -402,11 +403,3 @@ class Trainer:
         self.metrics = meta.get("metrics") or {}
         self._fresh_metric = meta.get("fresh_metric")
         self.epoch = state.epoch
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

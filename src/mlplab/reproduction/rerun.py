@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import copy
 import math
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 import yaml
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
+from mlplab.config.compose import compose_train
+from mlplab.config.preflight import hydra_error_line
 from mlplab.errors import ConfigError, DataError
+from mlplab.job import JobContext, run_job
+from mlplab.job.build import build_model, load_data
+from mlplab.tracking.store import get_client
 
 # Groups whose option is picked by the logged `name` (their schema depends on it).
 NAMED_GROUPS = ("dataset", "initializer", "optimizer", "schedule")
@@ -25,12 +35,6 @@ NAMED_GROUPS = ("dataset", "initializer", "optimizer", "schedule")
 
 def compose(*overrides: str) -> DictConfig:
     """`mlplab train OVERRIDES`'s config; Hydra's multi-line errors become one ConfigError."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from mlplab.config import compose_train
-    from mlplab.preflight import hydra_error_line
-
     try:
         return compose_train(*overrides)
     except (HydraException, OmegaConfBaseException) as error:
@@ -41,13 +45,6 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
     """Apply value overrides (`key=value`, Hydra's grammar) to a composed config in place."""
     if not overrides:
         return
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from mlplab.preflight import hydra_error_line
-
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
         ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
@@ -81,8 +78,6 @@ class LoggedRun:
         return float(self._histories[key][step])
 
     def weights(self) -> dict[str, np.ndarray]:
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="mlplab-weights-") as scratch:
             path = self.client.download_artifacts(self.run_id, "weights/final.npz", scratch)
             with np.load(path, allow_pickle=False) as saved:
@@ -91,8 +86,6 @@ class LoggedRun:
     def predict_raw(self, inputs: np.ndarray) -> np.ndarray:
         """Outputs in the data's own units for raw (features, samples) inputs, from the
         logged final weights and the scalers of the run's (re-built, seeded) dataset."""
-        from mlplab.app import build_model, load_data
-
         np.random.seed(self.cfg.seed)  # noqa: NPY002 (as run_job, before the data)
         dataset = load_data(self.cfg)
         model = build_model(self.cfg, dataset)
@@ -175,8 +168,6 @@ def config_from_logged(logged: dict, overrides: list[str]) -> DictConfig:
         with open_dict(cfg):
             cfg.tags = {str(k): str(v) for k, v in tags.items()}
     except Exception as error:  # OmegaConf's key/type errors name the key
-        from mlplab.preflight import hydra_error_line
-
         raise ConfigError(f"config.yaml: {hydra_error_line(error)}") from None
     apply_overrides(cfg, overrides)
     return cfg
@@ -203,9 +194,6 @@ def compare_final(original: dict[str, float], reproduced: dict[str, float]):
 
 def rerun(run_id: str, overrides: list[str], tracking_uri: str | None) -> int:
     """`mlplab reproduce RUN_ID [OVERRIDES]`: a new run from the logged config, compared."""
-    from mlplab import app
-    from mlplab.tracking.store import get_client
-
     client = get_client(tracking_uri)
     original = LoggedRun(client, run_id)
     cfg = config_from_logged(logged_config(client, run_id), overrides)
@@ -216,10 +204,9 @@ def rerun(run_id: str, overrides: list[str], tracking_uri: str | None) -> int:
         cfg.trial.number = cfg.trial.study_name = cfg.trial.storage = None  # no Optuna study
         cfg.run_name = f"{tags.get('mlflow.runName', run_id)} (reproduced)"
         cfg.tags = {**cfg.tags, "reproduces": run_id}
-    context = app.JobContext(preset=tags.get("preset", "default"),
-                             overrides=[*tags.get("overrides", "").split(), *overrides])
-    app.run_job(cfg, context)
-    outcome = app.LAST_OUTCOME
+    context = JobContext(preset=tags.get("preset", "default"),
+                         overrides=[*tags.get("overrides", "").split(), *overrides])
+    outcome = run_job(cfg, context)
     reproduced = LoggedRun(client, outcome.run_id)
     rows = compare_final(original.metrics, reproduced.metrics)
     print(f"run {run_id} re-run as {outcome.run_id} ({outcome.status}) in "

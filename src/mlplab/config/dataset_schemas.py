@@ -17,6 +17,9 @@ from typing import Any
 
 import yaml
 
+from mlplab.config.paths import conf_dir
+from mlplab.data import DATASETS, dataset_defaults
+
 _TYPED = (bool, int, float, str)
 
 
@@ -36,8 +39,6 @@ def _field(default):
 def dataset_schema(name: str) -> type:
     """The dataclass of dataset `name`'s keys (created once, kept in this module so the
     configs that reference it can be pickled into launcher worker processes)."""
-    from mlplab.data import dataset_defaults
-
     class_name = "".join(part.title() for part in name.split("_")) + "DatasetConfig"
     module = sys.modules[__name__]
     if hasattr(module, class_name):
@@ -67,9 +68,6 @@ def dataset_config_names(directory: Path) -> dict[str, str]:
 
 def register_dataset_schemas(store) -> None:
     """Store `schema/dataset/<option>` for every loader and every conf/dataset file."""
-    from mlplab.config import conf_dir
-    from mlplab.data import DATASETS
-
     options = {name: name for name in DATASETS}
     options.update({stem: name for stem, name in dataset_config_names(conf_dir() / "dataset")
                     .items() if name in DATASETS})

@@ -10,7 +10,8 @@ itself, and the summary at the end costs it matplotlib too. On two cores these a
 a short sweep's time.
 
 So, with the joblib launcher:
-- `WarmWorkers` (listed first under `hydra.callbacks`) starts the workers at
+- `start_warm_up` (run by the `WarmWorkers` callback, listed first under `hydra.callbacks`,
+  see `mlplab.multirun.callbacks`) starts the workers at
   `on_multirun_start` and gives each a warm-up task that does what a job's first steps
   do, without logging anything: import the modules, open the store, draw a small
   learning-curve figure and save a tiny pyfunc model into a temporary directory.
@@ -32,24 +33,14 @@ import tempfile
 import threading
 from pathlib import Path
 
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from mlplab.config.preflight import expand_jobs
+from mlplab.multirun.sweeps import JOBLIB_LAUNCHER, logger_enabled
 
 log = logging.getLogger(__name__)
 
-JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 WARMED_PIDS: list[int] = []  # the workers that ran a warm-up task, in this process
-
-
-class WarmWorkers(Callback):
-    """Hydra callback, configured as
-    `hydra.callbacks.warm_workers._target_: mlplab.worker_pool.WarmWorkers`.
-
-    It keeps no state: Hydra pickles its callbacks with every job it sends to a worker.
-    """
-
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        start_warm_up(config)
 
 
 def joblib_arguments(config: DictConfig) -> dict | None:
@@ -75,7 +66,6 @@ def joblib_arguments(config: DictConfig) -> dict | None:
 def warm_up_options(config: DictConfig) -> dict:
     """What the jobs of this sweep will use: the store (if any) and which artifacts."""
     from mlplab.tracking.store import resolve_tracking_uri
-    from mlplab.tracking.sweep import logger_enabled
 
     logger = OmegaConf.select(config, "logger", default=None)
     if logger is None or not logger_enabled(config):
@@ -93,8 +83,6 @@ def grid_size(config: DictConfig) -> int | None:
     target = str(OmegaConf.select(config, "hydra.sweeper._target_", default="") or "")
     if not target.endswith(".BasicSweeper"):
         return None
-    from mlplab.preflight import expand_jobs
-
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
     try:
         jobs = expand_jobs(list(OmegaConf.select(config, "hydra.overrides.task", default=[])),
@@ -152,7 +140,7 @@ def warm_up(options: dict) -> int:
     """In a worker: do a job's one-time work ahead of it; returns the worker's pid."""
     import hydra.core.utils  # noqa: F401 -- the launcher's run_job
 
-    import mlplab.app  # noqa: F401
+    import mlplab.job  # noqa: F401
     import mlplab.data  # noqa: F401
     import mlplab.training  # noqa: F401
     from mlplab.nn import MLP

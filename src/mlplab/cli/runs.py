@@ -19,7 +19,7 @@ import re
 import statistics
 import sys
 
-from mlplab.cli import raise_usage_error
+from mlplab.cli._common import raise_usage_error
 from mlplab.errors import ConfigError, choices
 
 # Params that say where a run was logged rather than what it trained.

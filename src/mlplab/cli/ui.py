@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from mlplab.cli import raise_usage_error
+from mlplab.cli._common import raise_usage_error
 from mlplab.errors import ConfigError, choices
 
 STARTUP_SECONDS = 120

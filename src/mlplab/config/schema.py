@@ -4,69 +4,21 @@ Every YAML file under `conf/<group>/` starts from one of these dataclasses (its 
 list names `/schema/<group>/<kind>@_here_`), so Hydra rejects a misspelt key or a value of
 the wrong type at compose time, with the key in its message, before anything runs. The
 dataset schemas are not written by hand: they are derived from the data loaders' keyword
-signatures (`mlplab.config_datasets`), so a new loader argument is a new config key.
+signatures (`mlplab.config.dataset_schemas`), so a new loader argument is a new config key.
 
 Values are checked for meaning (lr > 0, known activation names, ...) after composition by
-`validate(cfg)` in `mlplab.config_validation`.
+`validate(cfg)` in `mlplab.config.validation`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
-ROOT_ENV = "MLPLAB_ROOT"
-
-
-def project_root() -> Path:
-    """The checkout that holds `conf/train.yaml` (the package is installed editable from it).
-
-    `$MLPLAB_ROOT` wins when set, for installs that do not live inside a checkout.
-    """
-    if os.environ.get(ROOT_ENV):
-        return Path(os.environ[ROOT_ENV]).expanduser().resolve()
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "conf" / "train.yaml").is_file() and (parent / "src" / "mlplab").is_dir():
-            return parent
-    return Path.cwd()
-
-
-def conf_dir() -> Path:
-    return project_root() / "conf"
-
-
-# `${mlplab.root:}` lets YAML files place things under the checkout whatever the working
-# directory (data_dir, Hydra's run directories).
-if not OmegaConf.has_resolver("mlplab.root"):
-    OmegaConf.register_new_resolver("mlplab.root", lambda: str(project_root()))
-
-
-def preset_name(*, _root_=None) -> str:
-    """The experiment preset this config was composed with (`experiment=NAME`), or
-    "default": read from the config's own hydra node where it has one (the sweep's launching
-    process), else from the running Hydra job."""
-    choice = None
-    if _root_ is not None and "hydra" in _root_:
-        choice = OmegaConf.select(_root_, "hydra.runtime.choices.experiment", default=None)
-    elif HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get("experiment")
-    return str(choice) if choice else "default"
-
-
-# `${mlplab.preset:}`: the default experiment_name, so a preset's runs (and its sweeps'
-# parent runs) land in an MLflow experiment named after it.
-if not OmegaConf.has_resolver("mlplab.preset"):
-    OmegaConf.register_new_resolver("mlplab.preset", preset_name)
-# `${mlplab.cpus:}`: the cores this process may use (the local_parallel launcher's n_jobs).
-if not OmegaConf.has_resolver("mlplab.cpus"):
-    OmegaConf.register_new_resolver("mlplab.cpus", lambda: len(os.sched_getaffinity(0)))
-
+from mlplab.config.dataset_schemas import register_dataset_schemas
 
 # ----------------------------------------------------------------------------- architecture
 
@@ -279,15 +231,6 @@ class TrainConfig:
     trial: TrialConfig = field(default_factory=TrialConfig)
 
 
-def compose_train(*overrides: str, hydra_node: bool = False):
-    """The config `mlplab train OVERRIDES` would run, for notebooks, scripts and tests
-    (`hydra_node=True` keeps Hydra's own node, with the group choices)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(str(conf_dir()), version_base="1.3", job_name="train"):
-        return compose("train", overrides=list(overrides), return_hydra_config=hydra_node)
-
-
 SCHEMAS: dict[str, dict[str, type]] = {
     "architecture": {"mlp": ArchitectureConfig},
     "initializer": {
@@ -326,14 +269,4 @@ def register_configs() -> None:
     for group, kinds in SCHEMAS.items():
         for kind, node in kinds.items():
             store.store(group=f"schema/{group}", name=kind, node=node)
-    from mlplab.config_datasets import register_dataset_schemas
-
     register_dataset_schemas(store)
-
-
-register_configs()
-
-from mlplab.config_validation import validate, validate_for_dataset  # noqa: E402
-
-__all__ = ["SCHEMAS", "TrainConfig", "compose_train", "conf_dir", "project_root",
-           "register_configs", "validate", "validate_for_dataset"]

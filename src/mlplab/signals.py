@@ -1,0 +1,151 @@
+"""Signals, in one place: how SIGINT and SIGTERM stop a fit, a grid sweep and an Optuna
+sweep, and the exit statuses they end with.
+
+- A fit (`FitSignals`, installed by the trainer only while `fit` runs): the first
+  SIGINT/SIGTERM finishes the epoch, checkpoints and ends the run KILLED; a second one
+  raises KeyboardInterrupt at once, for a user who really wants out.
+- A grid sweep under the basic launcher: the job a signal ended KILLED makes the task
+  function raise `SweepInterrupted` (a KeyboardInterrupt, which Hydra does not catch);
+  the Hydra callback `mlplab.multirun.callbacks.StopSweepOnSignal` turns a SIGTERM between
+  jobs into the same exception.
+- An Optuna sweep (`StopRequest`): the first SIGTERM lets the running batch finish, then
+  the sweep stops; Ctrl-C or a second SIGTERM stops at once (see `mlplab.search.sweeper`).
+
+Every stop exits with `EXIT_STATUS[signal name]`. Signal handlers can only be set from the
+main thread; elsewhere (a thread-based launcher) nothing is installed. A handler someone
+else installed is left alone wherever this module says "default handler only".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+
+log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The shell's convention, 128 + signal number.
+EXIT_STATUS = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class FitSignals:
+    """Context manager calling `on_signal(name)` on the first SIGINT/SIGTERM; restores the
+    previous handlers on exit, so the trainer never changes how the rest of the program
+    reacts to signals."""
+
+    def __init__(self, on_signal):
+        self.on_signal = on_signal
+        self.received: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> FitSignals:
+        if _in_main_thread():
+            for signum in SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.received is not None:
+            self._restore()
+            raise KeyboardInterrupt(f"second signal ({name}) while stopping")
+        self.received = name
+        self.on_signal(name)
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def __exit__(self, *exc) -> bool:
+        self._restore()
+        return False
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A grid sweep stopped by a signal; `signal_name` is SIGINT or SIGTERM."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS.get(self.signal_name, EXIT_STATUS["SIGINT"])
+
+
+def raise_sweep_interrupted(signum, frame):
+    """A signal handler: stop the grid sweep with `SweepInterrupted`."""
+    raise SweepInterrupted(signal.Signals(signum).name)
+
+
+def signal_of_killed_run(reason: str | None) -> str:
+    """SIGINT or SIGTERM, from a KILLED run's reason ("interrupted by SIGINT after ...")."""
+    return "SIGINT" if reason and "SIGINT" in reason else "SIGTERM"
+
+
+class StopRequest:
+    """Remembers the first SIGTERM so a sweep can stop between batches."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def request(self, name: str) -> None:
+        self.signal_name = self.signal_name or name
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS.get(self.signal_name or "", 1)
+
+    @contextlib.contextmanager
+    def handling_sigterm(self):
+        """Within the block, the first SIGTERM only sets the request (main thread, default
+        handler only)."""
+        if not _in_main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            yield
+            return
+
+        def handle(signum, frame):
+            if self.signal_name is not None:
+                raise KeyboardInterrupt("second SIGTERM")
+            self.request("SIGTERM")
+            log.warning("SIGTERM: the running batch finishes, then the sweep stops "
+                        "(send it again to stop at once)")
+
+        signal.signal(signal.SIGTERM, handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def sigterm_ignored():
+    """Let clean-up finish even if SIGTERM is sent again."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def install_sweep_sigterm() -> None:
+    """From here on SIGTERM raises `SweepInterrupted` (main thread, default handler only),
+    where Python's default would end the process on the spot."""
+    if _in_main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, raise_sweep_interrupted)
+
+
+def restore_sweep_sigterm() -> None:
+    """Undo `install_sweep_sigterm` (only if its handler is still the one in place)."""
+    if _in_main_thread() and signal.getsignal(signal.SIGTERM) is raise_sweep_interrupted:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
