@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-SOURCE = Path("/work/shared/data/mnist")
+from bench_paths import mnist_dir
+
+SOURCE = mnist_dir()
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 

@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bench_paths import mnist_dir
 from mlplab.nn import MLP, get_optimizer
 
-MNIST_DIR = Path("/work/shared/data/mnist")
+MNIST_DIR = mnist_dir()
 SIZES = [784, 256, 128, 10]
 BATCH, LR = 1000, 0.1
 

@@ -32,6 +32,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from bench_paths import data_dir_with_mnist
+
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -137,7 +139,7 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=15.0)
     parser.add_argument("--mode", choices=sorted(MODES), default="parallel")
     parser.add_argument("--compare-modes", action="store_true")
-    parser.add_argument("--data-dir", type=Path, default=Path("/work/shared/data"),
+    parser.add_argument("--data-dir", type=Path, default=data_dir_with_mnist(),
                         help="a directory holding mnist/ (IDX .gz files)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_search")
     parser.add_argument("extra", nargs="*", help="more overrides for the sweep")

@@ -17,10 +17,6 @@ class DataError(MlplabError):
     """A data file is missing, corrupt, or has the wrong shape or content."""
 
 
-class DivergenceError(MlplabError):
-    """Training produced a NaN or infinite loss."""
-
-
 def choices(valid) -> str:
     """Format valid choices the same way everywhere: sorted, comma separated."""
     return ", ".join(sorted(str(v) for v in valid))

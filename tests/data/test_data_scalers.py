@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from mlplab.data import MaxScaler, MinMaxScaler, Standardizer, one_hot, scaler_from_state
+from mlplab.data import MaxScaler, MinMaxScaler, Standardizer, scaler_from_state
 from mlplab.data.assemble import assemble
 from mlplab.data.generators import Generated
 from mlplab.data.scalers import ConstantScaler, make_scaler
@@ -122,10 +122,3 @@ def test_unknown_scaler_name():
                                           r"valid choices: div255, max, minmax, none"):
         make_scaler("zscore")
 
-
-def test_one_hot_matches_identity_rows():
-    labels = np.array([3, 0, 2, 2, 1])
-    np.testing.assert_array_equal(one_hot(labels, 4), np.eye(4)[labels])
-    assert one_hot(labels, 4, dtype="float32").dtype == np.float32
-    with pytest.raises(DataError, match=r"labels must lie in \[0, 3\)"):
-        one_hot(labels, 3)

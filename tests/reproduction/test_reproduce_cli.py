@@ -158,3 +158,20 @@ def test_usage_errors_are_one_line(capsys, argv, fragment):
     assert cli.main(["reproduce", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mlplab: error:") and fragment in err[0]
+
+
+def test_the_full_table_goes_to_a_git_ignored_file_so_the_checkout_stays_clean():
+    import shutil
+    import subprocess
+
+    from mlplab.cli.reproduce import _output_path
+    from mlplab.config import project_root
+    from mlplab.reproduction.published import TUTORIAL_NAMES
+
+    default = _output_path(None, list(TUTORIAL_NAMES))
+    assert default is not None and default.is_relative_to(project_root())
+    assert "docs" not in default.relative_to(project_root()).parts
+    if shutil.which("git") is None or not (project_root() / ".git").exists():
+        pytest.skip("not a git checkout: cannot ask git what it ignores")
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(default)], cwd=project_root())
+    assert ignored.returncode == 0, f"{default} would be tracked by git"

@@ -4,10 +4,12 @@
     mlplab reproduce --tutorials --only skalski_moons trainer.epochs=100
     mlplab reproduce RUN_ID [OVERRIDES]          # re-run a logged run, compare final metrics
 
-`--tutorials` trains each preset through the same app as `mlplab train experiment=NAME`
-into the tracking store (default: the project's), then prints one table (tutorial, metric,
-published, ours, match) and writes it as markdown to docs/reproduction.md, which the README
-includes. The MNIST row is skipped, with a hint, when `<data_dir>/mnist` holds no MNIST.
+`--tutorials` trains each preset through the same job layer as `mlplab train
+experiment=NAME` into the tracking store (default: the project's), then prints one table
+(tutorial, metric, published, ours, match) and writes it as markdown to
+outputs/reproduction.md (git-ignored, so the checkout stays clean; `make docs-reproduction`
+writes the tracked docs/reproduction.md, which the README copies). The MNIST row is skipped,
+with a hint, when `<data_dir>/mnist` holds no MNIST.
 Exit status: 0 when every row matches or is skipped, 1 when one does not, 2 on bad input.
 """
 
@@ -36,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tracking-uri", metavar="URI",
                         help="MLflow store (default: $MLFLOW_TRACKING_URI, else the project's)")
     parser.add_argument("--output", metavar="PATH",
-                        help="markdown table path (default: docs/reproduction.md for a full "
+                        help="markdown table path (default: outputs/reproduction.md for a full "
                              "--tutorials run)")
     parser.add_argument("--no-write", action="store_true", help="do not write the markdown")
     parser.add_argument("args", nargs="*", metavar="RUN_ID|OVERRIDE",
@@ -76,4 +78,4 @@ def _output_path(explicit: str | None, names: list[str]) -> Path | None:
         return Path(explicit)
     if names != list(TUTORIAL_NAMES):
         return None  # a partial run must not overwrite the full table
-    return project_root() / "docs" / "reproduction.md"
+    return project_root() / "outputs" / "reproduction.md"

@@ -14,10 +14,9 @@ from mlplab.data.scalers import (
     MinMaxScaler,
     Scaler,
     Standardizer,
-    one_hot,
     scaler_from_state,
 )
 
 __all__ = ["DATASETS", "NULLABLE_KEYS", "TASKS", "Dataset", "MaxScaler", "MinMaxScaler", "Scaler",
-           "Standardizer", "dataset_defaults", "default_data_dir", "load_dataset", "one_hot",
+           "Standardizer", "dataset_defaults", "default_data_dir", "load_dataset",
            "scaler_from_state"]

@@ -195,16 +195,3 @@ def scaler_from_state(state: dict) -> Scaler:
         raise DataError(f"scaler state: unknown kind {kind!r}; valid choices: {choices(_KINDS)}")
     return _KINDS[kind](**{k: np.asarray(v) for k, v in state.items() if k != "kind"})
 
-
-def one_hot(labels: np.ndarray, n_classes: int, dtype="float64") -> np.ndarray:
-    """(n,) integer labels -> (n, n_classes) indicator rows."""
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise DataError(f"one_hot: expected a 1-D integer label array, got {labels.dtype} "
-                        f"shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise DataError(f"one_hot: labels must lie in [0, {n_classes}), found "
-                        f"[{labels.min()}, {labels.max()}]")
-    out = np.zeros((labels.shape[0], n_classes), dtype=dtype)
-    out[np.arange(labels.shape[0]), labels] = 1
-    return out
