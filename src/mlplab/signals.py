@@ -69,20 +69,28 @@ class FitSignals:
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """A grid sweep stopped by a signal; `signal_name` is SIGINT or SIGTERM."""
+    """A grid sweep stopped by a signal; `signal_name` is SIGINT or SIGTERM, `sweep_dir` the
+    sweep's directory (where its parent run is named), so that whoever catches it can close
+    that parent run."""
 
-    def __init__(self, signal_name: str):
+    def __init__(self, signal_name: str, sweep_dir: str | None = None):
         super().__init__(signal_name)
         self.signal_name = signal_name
+        self.sweep_dir = sweep_dir
 
     @property
     def exit_status(self) -> int:
         return EXIT_STATUS.get(self.signal_name, EXIT_STATUS["SIGINT"])
 
 
-def raise_sweep_interrupted(signum, frame):
-    """A signal handler: stop the grid sweep with `SweepInterrupted`."""
-    raise SweepInterrupted(signal.Signals(signum).name)
+class _RaiseSweepInterrupted:
+    """A signal handler that stops the grid sweep of `sweep_dir` with `SweepInterrupted`."""
+
+    def __init__(self, sweep_dir: str | None):
+        self.sweep_dir = sweep_dir
+
+    def __call__(self, signum, frame):
+        raise SweepInterrupted(signal.Signals(signum).name, self.sweep_dir)
 
 
 def signal_of_killed_run(reason: str | None) -> str:
@@ -138,14 +146,28 @@ def sigterm_ignored():
         signal.signal(signal.SIGTERM, previous)
 
 
-def install_sweep_sigterm() -> None:
-    """From here on SIGTERM raises `SweepInterrupted` (main thread, default handler only),
-    where Python's default would end the process on the spot."""
-    if _in_main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, raise_sweep_interrupted)
+# Python's own handlers, which the sweep's may replace: a handler someone else installed
+# is theirs.
+_DEFAULT_HANDLERS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
 
-def restore_sweep_sigterm() -> None:
-    """Undo `install_sweep_sigterm` (only if its handler is still the one in place)."""
-    if _in_main_thread() and signal.getsignal(signal.SIGTERM) is raise_sweep_interrupted:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def install_sweep_handlers(sweep_dir: str | None) -> None:
+    """From here on SIGINT and SIGTERM raise `SweepInterrupted` naming `sweep_dir` (main
+    thread, Python's default handlers only): for SIGTERM, where the default would end the
+    process on the spot; for SIGINT, a KeyboardInterrupt that says which sweep it stops.
+    The trainer's own handlers take over while a job trains in this process."""
+    if not _in_main_thread():
+        return
+    handler = _RaiseSweepInterrupted(sweep_dir)
+    for signum, default in _DEFAULT_HANDLERS.items():
+        if signal.getsignal(signum) is default:
+            signal.signal(signum, handler)
+
+
+def restore_sweep_handlers() -> None:
+    """Undo `install_sweep_handlers` (only where its handler is still the one in place)."""
+    if not _in_main_thread():
+        return
+    for signum, default in _DEFAULT_HANDLERS.items():
+        if isinstance(signal.getsignal(signum), _RaiseSweepInterrupted):
+            signal.signal(signum, default)

@@ -81,3 +81,22 @@ def test_sigterm_to_a_joblib_sweep_closes_its_parent_run(tmp_path, store):
     assert parent["status"] == "FINISHED"
     assert "stopped early" in run_tags(store, parent["run_id"])["stop_reason"]
     assert 1 <= len(children) <= 2
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_to_a_joblib_sweep_closes_its_parent_run(tmp_path, store):
+    # The interrupt names the sweep it stops, so the CLI closes that sweep's parent run
+    # before it exits (the launching process of a joblib sweep has not imported MLflow).
+    process = start_sweep(tmp_path, store, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    try:
+        wait_for(lambda: metrics_logged(store), 120, "the first jobs to log metrics")
+        os.kill(process.pid, signal.SIGINT)
+        assert process.wait(timeout=120) == 130, (tmp_path / "sweep.log").read_text()[-3000:]
+    finally:
+        stop_group(process)
+    parent, _ = parent_and_children(store)
+    assert parent["status"] == "FINISHED"
+    assert "stopped early" in run_tags(store, parent["run_id"])["stop_reason"]
+    last = (tmp_path / "sweep.log").read_text().strip().splitlines()[-1]
+    assert last == ("mlplab: error: sweep stopped; the runs it finished are kept and its "
+                    "parent run is closed with a stop_reason tag (SIGINT)")

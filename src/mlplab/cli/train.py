@@ -23,7 +23,7 @@ from mlplab.config import conf_dir
 from mlplab.config.preflight import check_command_line, skip_recomposing
 from mlplab.errors import ConfigError, DataError, MlplabError
 from mlplab.job import JobOutcome, context_from_hydra, run_job
-from mlplab.multirun.callbacks import close_unfinished_sweeps
+from mlplab.multirun.callbacks import close_unfinished_sweep
 from mlplab.multirun.sweeps import stops_on_signal
 from mlplab.signals import EXIT_STATUS, SweepInterrupted, signal_of_killed_run
 
@@ -70,7 +70,7 @@ def _stop_sweep_if_killed(context, outcome: JobOutcome) -> None:
     """A grid sweep's job that a signal ended KILLED in this process stops the sweep."""
     if (context.sweep_dir is not None and outcome.status == "KILLED"
             and stops_on_signal(HydraConfig.get())):
-        raise SweepInterrupted(signal_of_killed_run(outcome.reason))
+        raise SweepInterrupted(signal_of_killed_run(outcome.reason), context.sweep_dir)
 
 
 def _run_hydra(args: list[str], report: JobReport) -> None:
@@ -118,13 +118,13 @@ def train_main(args: list[str]) -> int:
         with skip_recomposing(checked):
             _run_hydra(args, report)
     except KeyboardInterrupt as stop:  # outside a training loop, or a grid sweep stopped
+        # Hydra skipped the sweep's end: close its parent while MLflow can still be imported.
+        close_unfinished_sweep(getattr(stop, "sweep_dir", None))
         name = getattr(stop, "signal_name", "SIGINT")
         what = ("sweep stopped; the runs it finished are kept and its parent run is closed "
                 "with a stop_reason tag" if parsed.multirun else "run stopped")
         print_error(f"{what} ({name})")
         return getattr(stop, "exit_status", EXIT_STATUS["SIGINT"])
-    finally:
-        close_unfinished_sweeps()
     if report.error is not None:
         raise report.error
     outcome = report.outcome

@@ -34,6 +34,7 @@ from mlplab.search.space import SearchSpace, parse_search_space
 from mlplab.search.study import count_done, default_storage_url, open_study, recover_interrupted
 from mlplab.search.summary import write_summary
 from mlplab.signals import StopRequest, signal_of_killed_run, sigterm_ignored
+from mlplab.tracking.sweep import close_unfinished_sweep
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +72,24 @@ class OptunaSweeperImpl(Sweeper):
             try:
                 returns = self._sweep(arguments)
             except KeyboardInterrupt:
-                if self.study is not None:
-                    with sigterm_ignored():
+                with sigterm_ignored():
+                    if self.study is not None:
                         # Whatever was asked and not told (mid-batch, mid-ask) is lost.
                         recover_interrupted(self.study, self.storage, set(self.space.params))
+                    self._close_parent_run()
                 raise
         if self.stop.signal_name is not None:
-            # Not a finished sweep: skip Hydra's end-of-sweep callbacks (the tracking layer
-            # then closes the parent run at exit, tagged as stopped early) and exit as a
-            # signalled command does.
+            # Not a finished sweep: skip Hydra's end-of-sweep callbacks (the parent run is
+            # closed here, tagged as stopped early) and exit as a signalled command does.
+            with sigterm_ignored():
+                self._close_parent_run()
             raise SystemExit(self.stop.exit_status)
         return returns
+
+    def _close_parent_run(self) -> None:
+        """The sweep's MLflow parent run (if any), closed as stopped early."""
+        if self.config is not None:
+            close_unfinished_sweep(str(self.config.hydra.sweep.dir))
 
     def _sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         assert self.config is not None and self.hydra_context is not None

@@ -15,6 +15,7 @@ failed, else FINISHED.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -35,6 +36,46 @@ def read_parent_run(sweep_dir) -> dict | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text())
+
+
+def write_parent_file(sweep_dir, parent: dict) -> None:
+    """`parent` as the sweep's parent run file: {run_id, experiment_id, tracking_uri,
+    summary: {monitor, mode, plots}, closed}."""
+    (Path(sweep_dir) / PARENT_RUN_FILE).write_text(json.dumps(parent, indent=2))
+
+
+def claim_open_parent(sweep_dir) -> dict | None:
+    """The parent run of the sweep in `sweep_dir` if it is still open, marked closed in its
+    file first, so that exactly one of the ways a sweep can end summarizes it; None when
+    there is no parent run (logger=none) or it is closed already."""
+    parent = read_parent_run(sweep_dir) if sweep_dir is not None else None
+    if parent is None or parent.get("closed", True):
+        return None
+    write_parent_file(sweep_dir, {**parent, "closed": True})
+    return parent
+
+
+def close_unfinished_sweep(sweep_dir) -> bool:
+    """Close, as stopped early, the parent run of a sweep that ended without its normal end
+    (a job raised, or a signal stopped it); returns whether there was one to close."""
+    parent = claim_open_parent(sweep_dir)
+    if parent is None:
+        return False
+    summarize_or_fail(parent, True)
+    return True
+
+
+def summarize_or_fail(parent: dict, stopped: bool) -> None:
+    """`summarize_sweep` with the settings recorded in the parent file; if the summary
+    fails, the parent still ends (FAILED) rather than staying RUNNING."""
+    summary = parent.get("summary", {})
+    try:
+        summarize_sweep(parent, summary.get("monitor"), summary.get("mode", "min"),
+                        summary.get("plots", True), stopped)
+    except Exception:
+        log.exception("could not summarize the sweep's parent run")
+        with contextlib.suppress(Exception):
+            get_client(parent["tracking_uri"]).set_terminated(parent["run_id"], "FAILED")
 
 
 def open_parent_run(request: dict) -> dict:
