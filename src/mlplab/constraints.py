@@ -12,7 +12,9 @@ A failed check is one `ConstraintError` line, `NAME: invalid value V; must be RU
 list of choices: `NAME: unknown value V; valid choices: A, B`), which the CLI prints as is.
 
 The engine imports this module, so it is plain Python and NumPy and imports nothing of
-mlplab but `errors`.
+mlplab but `errors`. It is one module, longer than most, because it is the whole
+vocabulary of rules: the import test pins it as a leaf, and a reader finds every kind of
+rule, the one check and the rules shared across packages in one place.
 """
 
 from __future__ import annotations
@@ -250,16 +252,11 @@ class ListOf(Constraint):
 
 
 class ConstraintError(ConfigError):
-    """A value broke its rule. Carries the name, the value and the rule, so that the layer
-    that knows the config key can say it instead (`renamed`)."""
+    """A value broke its rule; `name`, `value` and `constraint` say which."""
 
     def __init__(self, name: str, value, constraint: Constraint, noun: str | None = None):
         super().__init__(constraint.message(name, value, noun))
         self.name, self.value, self.constraint = name, value, constraint
-
-    def renamed(self, name: str) -> ConstraintError:
-        """The same failure under another name (a config key), in the config's wording."""
-        return ConstraintError(name, self.value, self.constraint, noun="value")
 
 
 def check(name: str, value, constraint: Constraint, *, noun: str | None = None):
