@@ -28,9 +28,10 @@ COMMON_KWARGS = ("weight_decay", "clip_norm", "clip_value", "param_names")
 DECAY = Interval(float, 0, 1)
 # Momentum m in [0, 1), for every optimizer that has one. PyTorch accepts any m >= 0, but
 # with m >= 1 the buffer buf = m * buf + g never forgets a gradient: it sums all of them
-# with weights m**k >= 1, so the steps grow without bound instead of settling near
-# lr / (1 - m) times the gradient, and no learning rate makes that converge. The config
-# always refused 1 and above; the engine, which accepted them, now agrees.
+# with weights m**k >= 1, so under a steady gradient the steps grow without bound instead
+# of settling at lr * g / (1 - m), and heavy-ball momentum converges only for m < 1,
+# whatever the learning rate. The config always refused 1 and above; the engine, which
+# accepted them, now agrees.
 MOMENTUM = Interval(float, 0, 1)
 
 
