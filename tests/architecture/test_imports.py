@@ -17,11 +17,14 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = "mlplab"
 
 # What each engine package may import of mlplab (besides itself), and libraries it must not.
+# `constraints` holds the rules of parameter values that the engine and the config share.
 ENGINE_MAY_IMPORT = {
-    "nn": {"errors"},
-    "data": {"errors"},
-    "training": {"errors", "signals", "nn", "data"},
+    "nn": {"errors", "constraints"},
+    "data": {"errors", "constraints"},
+    "training": {"errors", "constraints", "signals", "nn", "data"},
 }
+# Leaf modules the engine imports: they may import nothing of mlplab but these.
+LEAVES = {"mlplab.constraints": {"mlplab.errors"}, "mlplab.errors": set()}
 ENGINE_FORBIDDEN_LIBRARIES = ("hydra", "omegaconf", "mlflow", "optuna", "hydra_plugins")
 # Layers that tracking may not import: it is called by them and is given what it needs.
 TRACKING_MAY_NOT_IMPORT = {"cli", "config", "job", "multirun", "reproduction", "search"}
@@ -126,6 +129,15 @@ def test_the_engine_imports_nothing_above_it(engine):
             elif top == PACKAGE and layer(target) not in {engine, *ENGINE_MAY_IMPORT[engine]}:
                 offences.append(f"{name} imports {target}")
     assert not offences, "; ".join(offences)
+
+
+@pytest.mark.parametrize("leaf", sorted(LEAVES))
+def test_the_leaves_the_engine_imports_import_almost_nothing(leaf):
+    path = modules()[leaf]
+    imported = imported_names(path, leaf, set(modules()))
+    ours = {m for m in imported if m.split(".")[0] == PACKAGE}
+    assert ours <= LEAVES[leaf], f"{leaf} imports {sorted(ours - LEAVES[leaf])}"
+    assert not [m for m in imported if m.split(".")[0] in ENGINE_FORBIDDEN_LIBRARIES]
 
 
 def test_tracking_does_not_reach_up_into_the_layers_that_call_it():

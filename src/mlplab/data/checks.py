@@ -2,24 +2,21 @@
 
 Every message is one line that starts with the key the user typed (callers pass the full
 dotted key, e.g. `dataset.n_samples`) or the file/array at fault and says what would be
-valid, because the CLI prints it verbatim.
+valid, because the CLI prints it verbatim. The rules the data shares with the rest of the
+engine and the config (the float dtypes, the seed's range) come from `mlplab.constraints`.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
+from mlplab.constraints import FLOAT_DTYPE, SEED, check, is_integer, is_real
 from mlplab.errors import ConfigError, DataError, choices
-
-DTYPES = ("float32", "float64")
 
 
 def check_int(key: str, value, *, minimum: int = 1) -> int:
     """An integer >= minimum (bools are rejected: `True` is not a sample count)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_integer(value):
         raise ConfigError(f"{key}: expected an integer >= {minimum}, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{key}: must be >= {minimum}, got {value}")
@@ -32,7 +29,7 @@ def check_optional_int(key: str, value, *, minimum: int = 1) -> int | None:
 
 def check_real(key: str, value, *, minimum: float | None = None) -> float:
     """A finite real number, optionally >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    if not is_real(value):
         raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{key}: must be >= {minimum}, got {value}")
@@ -43,7 +40,7 @@ def check_fraction(key: str, value, *, optional: bool = False) -> float | None:
     """A fraction strictly between 0 and 1 (a split size); None allowed when optional."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+    if not is_real(value) or not 0 < value < 1:
         valid = "null or a number" if optional else "a number"
         raise ConfigError(f"{key}: expected {valid} in (0, 1), got {value!r}")
     return float(value)
@@ -60,7 +57,7 @@ def check_random_state_seed(key: str, value, default: int) -> int:
     """`check_seed` for a seed that goes to NumPy's `RandomState` (scikit-learn's draws),
     which takes seeds below 2**32 only."""
     seed = check_seed(key, value, default)
-    if seed >= 2**32:
+    if not SEED.accepts(seed):
         raise ConfigError(f"{key}: a seed below 2**32 is needed here (NumPy's RandomState), "
                           f"got {seed}; null means the run's `seed`")
     return seed
@@ -80,11 +77,7 @@ def check_bool(key: str, value) -> bool:
 
 def check_dtype(value) -> np.dtype:
     """`float32` or `float64` (the engine keeps one float dtype end to end)."""
-    name = np.dtype(value).name if isinstance(value, np.dtype | type) else value
-    if name not in DTYPES:
-        raise ConfigError(f"trainer.dtype: unknown dtype {value!r}; valid choices: "
-                          f"{choices(DTYPES)}")
-    return np.dtype(name)
+    return check("trainer.dtype", value, FLOAT_DTYPE)
 
 
 def check_finite(where: str, array: np.ndarray) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from mlplab.config.validation import output_head
+from mlplab.config.validation import INITIALIZER_KEYS, output_head
 from mlplab.data import load_dataset
 from mlplab.nn import MLP
 from mlplab.nn.activations import get_activation
@@ -27,7 +27,7 @@ def build_model(cfg: DictConfig, dataset):
     arch, init = cfg.architecture, cfg.initializer
     out_activation, loss = output_head(cfg, dataset.task)
     hidden_activation = get_activation(arch.activation, **arch.activation_params)
-    scheme = {k: init[k] for k in ("std", "a", "gain") if k in init}
+    scheme = {k: init[k] for k in init if k not in INITIALIZER_KEYS}  # std, a, gain, ...
     bias = {"zeros": "zeros", "same": "same"}.get(init.bias) or get_initializer(
         "constant", value=init.bias_value)
     return MLP([dataset.n_features, *arch.hidden, dataset.n_outputs],

@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 
-from mlplab.nn._registry import Named, check_kwargs, lookup, positive_number
+from mlplab.constraints import NON_NEGATIVE, Constrained, check_keywords
+from mlplab.nn._registry import Named, lookup
 
 
 def _target(Z: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -46,12 +47,14 @@ def _zeros_like(Z: np.ndarray) -> np.ndarray:
     return zeros
 
 
-class Activation(Named):
-    """Base class; `name` is the registry key and `params()` the constructor arguments.
-    `backward_reads_Z` says whether backward needs Z; when it does not, a layer may let A
-    overwrite Z (smaller working set, which keeps small networks in cache)."""
+class Activation(Named, Constrained):
+    """Base class; `name` is the registry key, `params()` the constructor arguments and
+    `constraints` their rules. `backward_reads_Z` says whether backward needs Z; when it
+    does not, a layer may let A overwrite Z (smaller working set, which keeps small
+    networks in cache)."""
 
     name = "activation"
+    prefix = "activation"
     backward_reads_Z = False
 
     def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -66,10 +69,10 @@ class _WithAlpha(Activation):
     """An activation with one non-negative shape parameter `alpha`."""
 
     default_alpha = 0.0
+    constraints = {"alpha": NON_NEGATIVE}
 
     def __init__(self, alpha: float | None = None):
-        alpha = self.default_alpha if alpha is None else alpha
-        self.alpha = positive_number("activation.alpha", alpha, allow_zero=True)
+        self.alpha = self.checked("alpha", self.default_alpha if alpha is None else alpha)
 
     def params(self):
         return {"alpha": self.alpha}
@@ -279,5 +282,5 @@ def get_activation(name: str | Activation, **params) -> Activation:
     if isinstance(name, Activation) and not params:
         return name
     cls = lookup(ACTIVATIONS, name, "activation")
-    check_kwargs(cls.__init__, params, "activation", name)
+    check_keywords(cls.__init__, params, "activation", name)
     return cls(**params)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlplab.constraints import POSITIVE, Constrained, Interval, check_keywords
 from mlplab.errors import ConfigError
-from mlplab.nn._registry import Named, check_kwargs, lookup, positive_number, resolve_dtype
+from mlplab.nn._registry import Named, lookup, resolve_dtype
 
 LEGACY = "legacy"
 
@@ -30,12 +31,13 @@ def _uniform(rng, limit, shape):
     return rng.uniform(-limit, limit, size=shape)
 
 
-class Initializer(Named):
+class Initializer(Named, Constrained):
     """`init(shape, fan_in, fan_out, rng) -> float64 array`. For a dense layer the weight
     shape is (fan_out, fan_in); a bias drawn "same" uses shape (fan_out, 1) and the layer's
-    fan_in."""
+    fan_in. A scheme with parameters declares their rules in `constraints`."""
 
     name = "initializer"
+    prefix = "initializer"
 
     def init(self, shape, fan_in: int, fan_out: int, rng) -> np.ndarray:
         raise NotImplementedError
@@ -109,9 +111,10 @@ class Normal(_ScaledNormal):
     """N(0, std^2) with a fixed std: 0.1 is Skalski's scheme, 1.0 arask's."""
 
     name = "normal"
+    constraints = {"std": POSITIVE}
 
     def __init__(self, std: float = 1.0):
-        self._std = positive_number("initializer.std", std)
+        self._std = self.checked("std", std)
 
     def params(self):
         return {"std": self._std}
@@ -124,9 +127,10 @@ class Uniform(_ScaledUniform):
     """U(-a, a) with a fixed a."""
 
     name = "uniform"
+    constraints = {"a": POSITIVE}
 
     def __init__(self, a: float = 0.05):
-        self.a = positive_number("initializer.a", a)
+        self.a = self.checked("a", a)
 
     def params(self):
         return {"a": self.a}
@@ -140,9 +144,10 @@ class Orthogonal(Initializer):
     with the signs of R's diagonal folded into Q, so Q is uniformly distributed."""
 
     name = "orthogonal"
+    constraints = {"gain": POSITIVE}
 
     def __init__(self, gain: float = 1.0):
-        self.gain = positive_number("initializer.gain", gain)
+        self.gain = self.checked("gain", gain)
 
     def params(self):
         return {"gain": self.gain}
@@ -159,12 +164,10 @@ class Orthogonal(Initializer):
 
 class Constant(Initializer):
     name = "constant"
+    constraints = {"value": Interval(float)}
 
     def __init__(self, value: float = 0.0):
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
-        if not ok:
-            raise ConfigError(f"initializer.value: invalid value {value!r}; must be a number")
-        self.value = float(value)
+        self.value = self.checked("value", value)
 
     def params(self):
         return {"value": self.value}
@@ -208,7 +211,7 @@ def get_initializer(name: str | Initializer, **params) -> Initializer:
     if isinstance(name, Initializer) and not params:
         return name
     cls = lookup(INITIALIZERS, name, "initializer")
-    check_kwargs(cls.__init__, params, "initializer", name)
+    check_keywords(cls.__init__, params, "initializer", name)
     return cls(**params)
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlplab.errors import ConfigError
 from mlplab.nn._registry import lookup
 from mlplab.nn.activations import Activation
 from mlplab.nn.metrics import accuracy, edenau_loss
 
-__all__ = ["LOSSES", "Loss", "accuracy", "edenau_loss", "get_loss"]
+__all__ = ["LOSSES", "Loss", "accuracy", "check_output_activation", "edenau_loss", "get_loss"]
 
 
 class Loss:
@@ -134,6 +135,17 @@ class SoftmaxMSENoJacobian(Loss):
         out = np.subtract(A, Y, out=out)
         out *= 2.0
         return out
+
+
+def check_output_activation(loss, activation, key: str, given: str | None = None) -> None:
+    """Refuse an output activation that `loss` cannot sit on (its `output_activation`):
+    the pair would silently compute something else. `loss` and `activation` are classes
+    or instances; `key` names the setting in the message and `given` is the activation's
+    name as the user wrote it (an alias such as `linear`)."""
+    needed = loss.output_activation
+    if needed is not None and activation.name != needed:
+        raise ConfigError(f"{key}: {given or activation.name!r} cannot be used with loss "
+                          f"{loss.name!r}; valid choices: {needed}")
 
 
 MSE = MeanSquaredError()

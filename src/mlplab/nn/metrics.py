@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlplab.constraints import Choice
+
 
 def accuracy(A: np.ndarray, Y: np.ndarray) -> float:
     """Fraction of samples (columns) classified correctly.
@@ -32,3 +34,4 @@ def edenau_loss(A: np.ndarray, Y: np.ndarray) -> float:
 
 
 METRICS = {"accuracy": accuracy, "edenau_loss": edenau_loss}
+METRIC = Choice(sorted(METRICS), noun="metric")  # a name a run may ask to be reported

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlplab.constraints import Interval
 from mlplab.errors import ConfigError, DataError, choices
 from mlplab.nn._registry import resolve_dtype
 from mlplab.nn.activations import Activation, get_activation
 from mlplab.nn.initializers import init_params
 from mlplab.nn.layers import Dense
-from mlplab.nn.losses import Loss, get_loss
+from mlplab.nn.losses import Loss, check_output_activation, get_loss
+
+LAYER_SIZE = Interval(int, 1)  # units of a layer (the config's architecture.hidden too)
 
 
 def _check_sizes(sizes) -> list[int]:
     ok = isinstance(sizes, list | tuple) and len(sizes) >= 2 and all(
-        isinstance(s, int | np.integer) and not isinstance(s, bool) and s > 0 for s in sizes)
+        LAYER_SIZE.accepts(s) for s in sizes)
     if not ok:
         raise ConfigError(f"sizes: invalid layer sizes {sizes!r}; must be a list of at least "
                           "two positive integers (inputs, hidden..., outputs)")
@@ -29,10 +32,7 @@ def _check_sizes(sizes) -> list[int]:
 
 def _check_output(loss: Loss, output: Activation, n_out: int) -> None:
     """Reject loss/output pairs that would silently compute something else."""
-    if loss.output_activation is not None and output.name != loss.output_activation:
-        raise ConfigError(
-            f"output_activation: {output.name!r} cannot be used with loss {loss.name!r}; "
-            f"valid choices: {loss.output_activation}")
+    check_output_activation(loss, output, "output_activation")
     if loss.name == "binary_cross_entropy" and n_out != 1:
         raise ConfigError(f"sizes: loss 'binary_cross_entropy' needs exactly 1 output unit, "
                           f"got {n_out}; use softmax_cross_entropy for several classes")

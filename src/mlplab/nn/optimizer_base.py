@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlplab.constraints import NON_NEGATIVE, POSITIVE, Constrained, Nullable, fail
 from mlplab.errors import DataError, choices
-from mlplab.nn._registry import positive_number, require
 from mlplab.nn.clipping import clip_grad_norm, clip_grad_value
+
+LEARNING_RATE = POSITIVE  # the optimizer's lr, and the base rate of a schedule
 
 
 def flat_base(arrays: list[np.ndarray]) -> np.ndarray | None:
@@ -27,7 +29,7 @@ def flat_base(arrays: list[np.ndarray]) -> np.ndarray | None:
     return base if address == base.ctypes.data + base.nbytes else None
 
 
-class Optimizer:
+class Optimizer(Constrained):
     """Base class: holds params, lr (settable, e.g. by a schedule), step count `t`, and one
     state array per param for each name in `slots` (`state[slot][i]`).
 
@@ -35,9 +37,15 @@ class Optimizer:
     runs once over that buffer instead of once per param: the same numbers, far fewer NumPy
     calls, which is most of the cost of a step for small networks. State is then one flat
     array per slot too, with per-param views in `state`.
+
+    `constraints` holds the rules of the arguments every optimizer takes; each subclass
+    adds its own.
     """
 
     name = "optimizer"
+    prefix = "optimizer"
+    constraints = {"lr": LEARNING_RATE, "weight_decay": NON_NEGATIVE,
+                   "clip_norm": Nullable(POSITIVE), "clip_value": Nullable(POSITIVE)}
     slots: tuple[str, ...] = ()
     decoupled_weight_decay = False
 
@@ -46,16 +54,14 @@ class Optimizer:
                  param_names: list[str] | None = None):
         self.params = list(params)
         self.lr = lr
-        self.weight_decay = positive_number("optimizer.weight_decay", weight_decay,
-                                            allow_zero=True)
-        self.clip_norm = None if clip_norm is None else positive_number(
-            "optimizer.clip_norm", clip_norm)
-        self.clip_value = None if clip_value is None else positive_number(
-            "optimizer.clip_value", clip_value)
+        self.weight_decay = self.checked("weight_decay", weight_decay)
+        self.clip_norm = self.checked("clip_norm", clip_norm)
+        self.clip_value = self.checked("clip_value", clip_value)
         self.param_names = ([str(i) for i in range(len(self.params))]
                             if param_names is None else list(param_names))
-        require(len(self.param_names) == len(self.params), "optimizer.param_names",
-                param_names, f"one name per parameter ({len(self.params)})")
+        if len(self.param_names) != len(self.params):
+            fail("optimizer.param_names", param_names,
+                 f"one name per parameter ({len(self.params)})")
         self.t = 0
         flat = flat_base(self.params)
         # "units" are what the update runs over: the flat buffer, or each param
@@ -84,7 +90,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = positive_number("optimizer.lr", value)
+        self._lr = self.checked("lr", value)
 
     def _grad_units(self, grads: list[np.ndarray]) -> list[np.ndarray]:
         """The gradients laid out like the units (copied into one buffer if they are not

@@ -17,18 +17,22 @@ import math
 
 import numpy as np
 
+from mlplab.constraints import NON_NEGATIVE, Interval, check_keywords, fail
 from mlplab.errors import ConfigError
-from mlplab.nn._registry import check_kwargs, lookup, positive_number, require
+from mlplab.nn._registry import lookup
 from mlplab.nn.optimizer_base import Optimizer
 
 COMMON_KWARGS = ("weight_decay", "clip_norm", "clip_value", "param_names")
 
-
-def _fraction(key: str, value) -> float:
-    """A coefficient in [0, 1) such as a beta or a decay rate."""
-    value = positive_number(key, value, allow_zero=True)
-    require(value < 1.0, key, value, "in [0, 1)")
-    return value
+# A decay rate of a running average (RMSProp's alpha, Adam's betas): 1 would never forget.
+DECAY = Interval(float, 0, 1)
+# Momentum m in [0, 1), for every optimizer that has one. PyTorch accepts any m >= 0, but
+# with m >= 1 the buffer buf = m * buf + g never forgets a gradient: it sums all of them
+# with weights m**k >= 1, so under a steady gradient the steps grow without bound instead
+# of settling at lr * g / (1 - m), and heavy-ball momentum converges only for m < 1,
+# whatever the learning rate. The config always refused 1 and above; the engine, which
+# accepted them, now agrees.
+MOMENTUM = Interval(float, 0, 1)
 
 
 class SGD(Optimizer):
@@ -37,12 +41,13 @@ class SGD(Optimizer):
 
     name = "sgd"
     slots = ("momentum_buffer",)
+    constraints = {**Optimizer.constraints, "momentum": MOMENTUM}
 
     def __init__(self, params, lr, momentum: float = 0.0, nesterov: bool = False, **common):
-        self.momentum = positive_number("optimizer.momentum", momentum, allow_zero=True)
+        self.momentum = self.checked("momentum", momentum)
         self.nesterov = bool(nesterov)
-        require(not self.nesterov or self.momentum > 0, "optimizer.nesterov", nesterov,
-                "false when momentum is 0")
+        self.check_together({"momentum": self.momentum, "nesterov": self.nesterov},
+                            self.engine_key)
         if not self.momentum:
             self.slots = ()
         super().__init__(params, lr, **common)
@@ -60,6 +65,11 @@ class SGD(Optimizer):
         np.multiply(g, lr, out=scratch)
         np.subtract(p, scratch, out=p)
 
+    @classmethod
+    def check_together(cls, values, key):
+        if values.get("nesterov") and not values.get("momentum"):
+            fail(key("nesterov"), values["nesterov"], f"false when {key('momentum')} is 0")
+
 
 class Momentum(SGD):
     name = "momentum"
@@ -70,6 +80,8 @@ class Momentum(SGD):
 
 class Nesterov(SGD):
     name = "nesterov"
+    # Nesterov's look-ahead needs a momentum to look along.
+    constraints = {**SGD.constraints, "momentum": Interval(float, 0, 1, closed="neither")}
 
     def __init__(self, params, lr, momentum: float = 0.9, **common):
         super().__init__(params, lr, momentum=momentum, nesterov=True, **common)
@@ -81,12 +93,14 @@ class RMSProp(Optimizer):
     buf = m*buf + g/avg, p -= lr * buf (torch.optim.RMSprop)."""
 
     name = "rmsprop"
+    constraints = {**Optimizer.constraints, "alpha": DECAY, "eps": NON_NEGATIVE,
+                   "momentum": MOMENTUM}
 
     def __init__(self, params, lr, alpha: float = 0.99, eps: float = 1e-8,
                  momentum: float = 0.0, centered: bool = False, **common):
-        self.alpha = _fraction("optimizer.alpha", alpha)
-        self.eps = positive_number("optimizer.eps", eps, allow_zero=True)
-        self.momentum = positive_number("optimizer.momentum", momentum, allow_zero=True)
+        self.alpha = self.checked("alpha", alpha)
+        self.eps = self.checked("eps", eps)
+        self.momentum = self.checked("momentum", momentum)
         self.centered = bool(centered)
         self.slots = ("square_avg",) + (("momentum_buffer",) if self.momentum else ()) + (
             ("grad_avg",) if self.centered else ())
@@ -126,13 +140,14 @@ class AdaGrad(Optimizer):
 
     name = "adagrad"
     slots = ("sum",)
+    constraints = {**Optimizer.constraints, "eps": NON_NEGATIVE, "lr_decay": NON_NEGATIVE,
+                   "initial_accumulator_value": NON_NEGATIVE}
 
     def __init__(self, params, lr, eps: float = 1e-10, lr_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, **common):
-        self.eps = positive_number("optimizer.eps", eps, allow_zero=True)
-        self.lr_decay = positive_number("optimizer.lr_decay", lr_decay, allow_zero=True)
-        initial = positive_number("optimizer.initial_accumulator_value",
-                                  initial_accumulator_value, allow_zero=True)
+        self.eps = self.checked("eps", eps)
+        self.lr_decay = self.checked("lr_decay", lr_decay)
+        initial = self.checked("initial_accumulator_value", initial_accumulator_value)
         super().__init__(params, lr, **common)
         for total in self._unit_state["sum"]:
             total += initial
@@ -154,12 +169,13 @@ class Adam(Optimizer):
     amsgrad uses the running maximum of v)."""
 
     name = "adam"
+    constraints = {**Optimizer.constraints, "beta1": DECAY, "beta2": DECAY, "eps": NON_NEGATIVE}
 
     def __init__(self, params, lr, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, amsgrad: bool = False, **common):
-        self.beta1 = _fraction("optimizer.beta1", beta1)
-        self.beta2 = _fraction("optimizer.beta2", beta2)
-        self.eps = positive_number("optimizer.eps", eps, allow_zero=True)
+        self.beta1 = self.checked("beta1", beta1)
+        self.beta2 = self.checked("beta2", beta2)
+        self.eps = self.checked("eps", eps)
         self.amsgrad = bool(amsgrad)
         self.slots = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
         super().__init__(params, lr, **common)
@@ -213,8 +229,8 @@ def get_optimizer(name: str, params, lr: float, **kwargs) -> Optimizer:
     """Build an optimizer over `params` (e.g. `model.params`), e.g.
     `get_optimizer("adam", model.params, 1e-3, beta2=0.99, param_names=model.param_names)`."""
     cls = lookup(OPTIMIZERS, name, "optimizer")
-    check_kwargs(cls.__init__, kwargs, "optimizer", name, skip=("params", "lr"),
-                 extra=COMMON_KWARGS)
+    check_keywords(cls.__init__, kwargs, "optimizer", name, skip=("params", "lr"),
+                   extra=COMMON_KWARGS)
     if not isinstance(params, list | tuple) or not all(isinstance(p, np.ndarray) for p in params):
         raise ConfigError("optimizer: params must be a list of numpy arrays (model.params)")
     return cls(params, lr, **kwargs)

@@ -10,21 +10,31 @@ from __future__ import annotations
 
 import math
 
-from mlplab.errors import ConfigError
-from mlplab.nn._registry import check_kwargs, lookup, positive_number, require
+from mlplab.constraints import (
+    MODE,
+    NON_NEGATIVE,
+    POSITIVE,
+    Constrained,
+    Interval,
+    check_keywords,
+    fail,
+)
+from mlplab.nn._registry import lookup
+from mlplab.nn.optimizer_base import LEARNING_RATE
+
+EPOCHS = Interval(int, 1)
 
 
-def _epoch_count(key: str, value, minimum: int) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-    require(ok, key, value, f"an integer >= {minimum}")
-    return int(value)
+class Schedule(Constrained):
+    """Base class; `base_lr` is the optimizer's rate (config: `optimizer.lr`), and each
+    schedule declares the rules of its own parameters in `constraints`."""
 
-
-class Schedule:
     name = "schedule"
+    prefix = "schedule"
+    constraints = {"base_lr": LEARNING_RATE}
 
     def __init__(self, base_lr: float):
-        self.base_lr = positive_number("optimizer.lr", base_lr)
+        self.base_lr = self.checked("base_lr", base_lr)
 
     def lr_at(self, epoch: int, metric: float | None = None) -> float:
         raise NotImplementedError
@@ -47,11 +57,12 @@ class Step(Schedule):
     """base_lr * gamma ** (epoch // step_size) (PyTorch StepLR)."""
 
     name = "step"
+    constraints = {**Schedule.constraints, "step_size": EPOCHS, "gamma": POSITIVE}
 
     def __init__(self, base_lr, step_size: int = 10, gamma: float = 0.1):
         super().__init__(base_lr)
-        self.step_size = _epoch_count("schedule.step_size", step_size, 1)
-        self.gamma = positive_number("schedule.gamma", gamma)
+        self.step_size = self.checked("step_size", step_size)
+        self.gamma = self.checked("gamma", gamma)
 
     def lr_at(self, epoch, metric=None):
         return self.base_lr * self.gamma ** (epoch // self.step_size)
@@ -61,10 +72,11 @@ class Exponential(Schedule):
     """base_lr * gamma ** epoch (PyTorch ExponentialLR)."""
 
     name = "exponential"
+    constraints = {**Schedule.constraints, "gamma": POSITIVE}
 
     def __init__(self, base_lr, gamma: float = 0.95):
         super().__init__(base_lr)
-        self.gamma = positive_number("schedule.gamma", gamma)
+        self.gamma = self.checked("gamma", gamma)
 
     def lr_at(self, epoch, metric=None):
         return self.base_lr * self.gamma ** epoch
@@ -79,17 +91,25 @@ class Cosine(Schedule):
     """
 
     name = "cosine"
+    constraints = {**Schedule.constraints, "epochs": EPOCHS, "min_lr": NON_NEGATIVE,
+                   "warmup_epochs": Interval(int, 0)}
 
     def __init__(self, base_lr, epochs: int = 100, min_lr: float = 0.0,
                  warmup_epochs: int = 0):
         super().__init__(base_lr)
-        self.epochs = _epoch_count("schedule.epochs", epochs, 1)
-        self.min_lr = positive_number("schedule.min_lr", min_lr, allow_zero=True)
-        self.warmup_epochs = _epoch_count("schedule.warmup_epochs", warmup_epochs, 0)
-        require(self.warmup_epochs < self.epochs, "schedule.warmup_epochs", warmup_epochs,
-                f"smaller than schedule.epochs ({self.epochs})")
-        require(self.min_lr <= self.base_lr, "schedule.min_lr", min_lr,
-                f"at most the base learning rate ({self.base_lr})")
+        self.epochs = self.checked("epochs", epochs)
+        self.min_lr = self.checked("min_lr", min_lr)
+        self.warmup_epochs = self.checked("warmup_epochs", warmup_epochs)
+        self.check_together(vars(self), self.engine_key)
+
+    @classmethod
+    def check_together(cls, values, key):
+        if values["warmup_epochs"] >= values["epochs"]:
+            fail(key("warmup_epochs"), values["warmup_epochs"],
+                 f"smaller than {key('epochs')} ({values['epochs']})")
+        if values["min_lr"] > values["base_lr"]:
+            fail(key("min_lr"), values["min_lr"],
+                 f"at most the base learning rate, {key('base_lr')} ({values['base_lr']})")
 
     def lr_at(self, epoch, metric=None):
         if epoch < self.warmup_epochs:
@@ -106,18 +126,18 @@ class ReduceOnPlateau(Schedule):
     no cooldown)."""
 
     name = "reduce_on_plateau"
+    constraints = {**Schedule.constraints, "factor": Interval(float, 0, 1, closed="neither"),
+                   "patience": Interval(int, 0), "min_delta": NON_NEGATIVE, "mode": MODE,
+                   "min_lr": NON_NEGATIVE}
 
     def __init__(self, base_lr, factor: float = 0.1, patience: int = 10,
                  min_delta: float = 0.0, mode: str = "min", min_lr: float = 0.0):
         super().__init__(base_lr)
-        self.factor = positive_number("schedule.factor", factor)
-        require(self.factor < 1.0, "schedule.factor", factor, "in (0, 1)")
-        self.patience = _epoch_count("schedule.patience", patience, 0)
-        self.min_delta = positive_number("schedule.min_delta", min_delta, allow_zero=True)
-        if mode not in ("min", "max"):
-            raise ConfigError(f"schedule.mode: unknown mode {mode!r}; valid choices: max, min")
-        self.mode = mode
-        self.min_lr = positive_number("schedule.min_lr", min_lr, allow_zero=True)
+        self.factor = self.checked("factor", factor)
+        self.patience = self.checked("patience", patience)
+        self.min_delta = self.checked("min_delta", min_delta)
+        self.mode = self.checked("mode", mode)
+        self.min_lr = self.checked("min_lr", min_lr)
         self.lr = self.base_lr
         self.best: float | None = None
         self.bad_epochs = 0
@@ -169,5 +189,5 @@ SCHEDULES: dict[str, type[Schedule]] = {
 def get_schedule(name: str, base_lr: float, **kwargs) -> Schedule:
     """Build a schedule, e.g. `get_schedule("cosine", 0.1, epochs=50, warmup_epochs=5)`."""
     cls = lookup(SCHEDULES, name, "schedule")
-    check_kwargs(cls.__init__, kwargs, "schedule", name, skip=("base_lr",))
+    check_keywords(cls.__init__, kwargs, "schedule", name, skip=("base_lr",))
     return cls(base_lr, **kwargs)

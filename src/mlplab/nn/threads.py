@@ -11,13 +11,13 @@ from contextlib import contextmanager
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from mlplab.nn._registry import require
+from mlplab.constraints import Interval, check
+
+BLAS_THREADS = Interval(int, 1)
 
 
 def _check(n) -> int:
-    ok = isinstance(n, int) and not isinstance(n, bool) and n >= 1
-    require(ok, "trainer.blas_threads", n, "an integer >= 1")
-    return n
+    return check("blas_threads", n, BLAS_THREADS)
 
 
 def set_blas_threads(n: int) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 
+from mlplab.constraints import MODE, NON_NEGATIVE, Constrained, Interval, Nullable
 from mlplab.errors import ConfigError
-
-MODES = ("min", "max")
 
 
 class Callback:
@@ -32,12 +31,6 @@ class Callback:
 
     def on_train_end(self, status: str, reason: str | None) -> None:
         """Training ended: FINISHED (reason = stop reason, if stopped early), FAILED, KILLED."""
-
-
-def check_mode(mode, key: str) -> str:
-    if mode not in MODES:
-        raise ConfigError(f"{key}: invalid value {mode!r}; valid choices: {', '.join(MODES)}")
-    return mode
 
 
 class Best:
@@ -70,7 +63,7 @@ class Best:
         self.value, self.epoch = state["value"], state["epoch"]
 
 
-class EarlyStopping:
+class EarlyStopping(Constrained):
     """Stop when `monitor` has not improved by more than `min_delta` for `patience`
     consecutive evaluations.
 
@@ -81,23 +74,25 @@ class EarlyStopping:
     With `restore_best_weights` the weights of the best evaluation are put back when
     training finishes (not when it fails or is killed: a killed run must resume from
     where it was).
+
+    The object holds the state of one fit too: `start` clears it, `update` feeds it one
+    evaluation, `state_dict`/`load_state_dict` carry it through a checkpoint (the best
+    weights travel as the checkpoint's `best/<name>` arrays).
     """
+
+    prefix = "trainer.early_stopping"
+    constraints = {"mode": Nullable(MODE), "patience": Interval(int, 1),
+                   "min_delta": NON_NEGATIVE}
+    KEYS = ("monitor", "mode", "patience", "min_delta", "restore_best_weights")
 
     def __init__(self, monitor: str | None = None, mode: str | None = None, patience: int = 10,
                  min_delta: float = 0.0, restore_best_weights: bool = True):
-        if mode is not None:
-            check_mode(mode, "trainer.early_stopping.mode")
-        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
-            raise ConfigError(f"trainer.early_stopping.patience: invalid value {patience!r}; "
-                              "must be an integer >= 1")
-        if not isinstance(min_delta, int | float) or min_delta < 0:
-            raise ConfigError(f"trainer.early_stopping.min_delta: invalid value {min_delta!r}; "
-                              "must be a number >= 0")
         self.monitor = monitor
-        self.mode = mode
-        self.patience = patience
-        self.min_delta = float(min_delta)
+        self.mode = self.checked("mode", mode)
+        self.patience = self.checked("patience", patience)
+        self.min_delta = self.checked("min_delta", min_delta)
         self.restore_best_weights = bool(restore_best_weights)
+        self.start(monitor or "", mode or "min")
 
     @classmethod
     def from_config(cls, value) -> EarlyStopping | None:
@@ -111,9 +106,55 @@ class EarlyStopping:
         settings = dict(value.items())
         if not settings or settings.pop("enabled", True) is False:
             return None
-        valid = ("monitor", "mode", "patience", "min_delta", "restore_best_weights")
-        unknown = sorted(set(settings) - set(valid))
+        unknown = sorted(set(settings) - set(cls.KEYS))
         if unknown:
             raise ConfigError(f"trainer.early_stopping: unknown key {unknown[0]!r}; valid "
-                              f"keys: {', '.join(sorted(valid))}, enabled")
+                              f"keys: {', '.join(sorted(cls.KEYS))}, enabled")
         return cls(**settings)
+
+    # ------------------------------------------------------------------- one fit's state
+    def start(self, monitor: str, mode: str) -> None:
+        """Begin a fit from a clean slate, watching this object's `monitor` and `mode` or,
+        where they are None, the trainer's."""
+        self.key = self.monitor or monitor
+        mode = self.mode or mode
+        self.gain = Best(mode, self.min_delta)  # the last improvement by more than min_delta
+        self.best = Best(mode)  # the best value, whatever the gain that reached it
+        self.stale = 0  # evaluations since the last improvement by more than min_delta
+        self.best_weights: dict | None = None
+
+    def update(self, epoch: int, metrics: dict, model) -> str | None:
+        """Take one evaluation into account; return why training should stop, or None.
+        The weights kept are those of the best value (copied from `model`)."""
+        value = metrics[self.key]
+        if self.best.update(epoch, value) and self.restore_best_weights:
+            self.best_weights = model.state_dict()
+        if self.gain.update(epoch, value):
+            self.stale = 0
+            return None
+        self.stale += 1
+        if self.stale < self.patience:
+            return None
+        best = ("" if self.best.value is None
+                else f" (best {self.best.value:.6g} at epoch {self.best.epoch})")
+        return f"early stopping: {self.key} did not improve for {self.stale} evaluations{best}"
+
+    def restore(self, model, last_epoch: int | None) -> bool:
+        """Put the best weights back into `model` unless the last evaluation (at
+        `last_epoch`) was the best; return whether it did."""
+        if self.best_weights is None or self.best.epoch == last_epoch:
+            return False
+        model.load_state_dict(self.best_weights)
+        return True
+
+    def state_dict(self) -> dict:
+        """JSON-ready counters (the best weights are not in it: see the class doc)."""
+        return {"gain": self.gain.state(), "best": self.best.state(), "stale": self.stale}
+
+    def load_state_dict(self, state, best_weights: dict | None = None) -> None:
+        if isinstance(state, list):  # checkpoints written before this class held the state
+            state = {"gain": state[0], "best": state[1], "stale": state[2]}
+        self.gain.load(state["gain"])
+        self.best.load(state["best"])
+        self.stale = int(state["stale"])
+        self.best_weights = best_weights or None

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlplab.errors import ConfigError, choices
-from mlplab.nn import metrics as metric_functions
+from mlplab.constraints import check
+from mlplab.errors import ConfigError
+from mlplab.nn.metrics import METRIC, METRICS
 
 # Evaluation forwards at most this many samples at once, so evaluating a large split
 # (MNIST's 60,000) does not allocate activations for all of it per layer.
 EVAL_CHUNK = 10_000
+SPLITS = ("train", "test", "val")  # metric keys are <split>_<metric>, e.g. test_loss
 
 
 @dataclass
@@ -57,16 +59,24 @@ def prepare_splits(dataset, model) -> dict[str, Split]:
             for name, (X, y) in dataset.splits().items()}
 
 
+def metric_names(classifier: bool, extras=()) -> list[str]:
+    """The metrics a run reports on every split besides its loss: accuracy for a
+    classifier, then the extras asked for (accuracy only once, and never for a regressor,
+    whose outputs are not class scores)."""
+    return (["accuracy"] if classifier else []) + [n for n in extras or () if n != "accuracy"]
+
+
+def metric_keys(splits, names) -> list[str]:
+    """The keys `<split>_<metric>` a run reports: the loss and `names` on every split."""
+    return [f"{split}_{name}" for split in splits for name in ("loss", *names)]
+
+
 def resolve_metrics(names, classifier: bool) -> dict[str, callable]:
     """{name: fn(A, Y) -> float}: accuracy for classifiers plus the requested extras."""
-    registry = getattr(metric_functions, "METRICS", None) or {
-        "accuracy": metric_functions.accuracy, "edenau_loss": metric_functions.edenau_loss}
-    wanted = (["accuracy"] if classifier else []) + [n for n in names or () if n != "accuracy"]
+    wanted = metric_names(classifier, names)
     for name in wanted:
-        if name not in registry:
-            raise ConfigError(f"trainer.metrics: unknown metric {name!r}; valid choices: "
-                              f"{choices(registry)}")
-    return {name: registry[name] for name in wanted}
+        check("trainer.metrics", name, METRIC)
+    return {name: METRICS[name] for name in wanted}
 
 
 class Evaluator:

@@ -17,9 +17,21 @@ from pathlib import Path
 
 import numpy as np
 
+from mlplab.constraints import (
+    MODE,
+    SEED,
+    AnyOf,
+    Choice,
+    Constrained,
+    Interval,
+    ListOf,
+    Nullable,
+    check,
+)
 from mlplab.errors import ConfigError
+from mlplab.nn.metrics import METRIC
 from mlplab.signals import FitSignals
-from mlplab.training.callbacks import Best, EarlyStopping, check_mode
+from mlplab.training.callbacks import Best, EarlyStopping
 from mlplab.training.checkpoint import (
     Checkpoint,
     checkpoint_name,
@@ -32,6 +44,7 @@ from mlplab.training.evaluation import (
     Evaluator,
     RunningMean,
     first_non_finite,
+    metric_keys,
     prepare_splits,
     resolve_metrics,
 )
@@ -41,28 +54,19 @@ from mlplab.training.result import TrainResult
 TRAIN_METRICS = ("auto", "pre_update", "post_update", "running")
 MAX_POINTS = 1000  # log_every="auto" keeps a run at about this many points per metric
 EVENTS = ("on_train_start", "on_epoch_end", "on_checkpoint", "on_train_end")
+# "auto" (and None, the same) or an evaluation every N epochs
+LOG_EVERY = Nullable(AnyOf(Choice(("auto",)), Interval(int, 1)))
 
 
 def resolve_log_every(log_every, epochs: int) -> int:
     """An int >= 1, or "auto"/None: the smallest N giving at most ~1000 evaluations."""
+    log_every = check("trainer.log_every", log_every, LOG_EVERY)
     if log_every in (None, "auto"):
         return max(1, math.ceil(epochs / MAX_POINTS))
-    if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
-        raise ConfigError(f"trainer.log_every: invalid value {log_every!r}; must be an "
-                          "integer >= 1 or 'auto'")
     return log_every
 
 
-def _positive_int(key: str, value, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        rule = "an integer >= 1" + (" or null" if allow_none else "")
-        raise ConfigError(f"{key}: invalid value {value!r}; must be {rule}")
-    return int(value)
-
-
-class Trainer:
+class Trainer(Constrained):
     """Fit `model` with `optimizer` on a `Dataset`; see docs/architecture.md.
 
     epochs: the last epoch to run (1-based; a resumed fit continues up to it).
@@ -81,7 +85,21 @@ class Trainer:
     checkpoint_every: write a checkpoint every N epochs (None: only when killed), into
     checkpoint_dir (default: a temporary directory living as long as the fit).
     progress: "auto" (a bar when stderr is a terminal), True or False.
+    `constraints` holds the rules of these arguments (the config's trainer keys use them).
     """
+
+    prefix = "trainer"
+    constraints = {
+        "epochs": Interval(int, 1),
+        "batch_size": Nullable(Interval(int, 1)),
+        "shuffle": Choice((True, False, "legacy")),
+        "seed": SEED,
+        "log_every": LOG_EVERY,
+        "checkpoint_every": Nullable(Interval(int, 1)),
+        "train_metrics": Choice(TRAIN_METRICS),
+        "metrics": ListOf(METRIC),
+        "mode": MODE,
+    }
 
     def __init__(self, model, optimizer, *, epochs: int, batch_size: int | None = None,
                  shuffle=True, seed: int = 0, log_every="auto", schedule=None,
@@ -90,22 +108,17 @@ class Trainer:
                  mode: str = "min", drop_last: bool = False, checkpoint_dir=None,
                  progress="auto", handle_signals: bool = True):
         self.model, self.optimizer = model, optimizer
-        self.epochs = _positive_int("trainer.epochs", epochs)
-        self.batch_size = _positive_int("trainer.batch_size", batch_size, allow_none=True)
-        if shuffle not in (True, False, "legacy"):
-            raise ConfigError(f"trainer.shuffle: invalid value {shuffle!r}; valid choices: "
-                              "true, false, legacy")
-        self.shuffle, self.seed, self.drop_last = shuffle, seed, bool(drop_last)
+        self.epochs = self.checked("epochs", epochs)
+        self.batch_size = self.checked("batch_size", batch_size)
+        self.shuffle = self.checked("shuffle", shuffle)
+        self.seed, self.drop_last = self.checked("seed", seed), bool(drop_last)
         self.log_every = resolve_log_every(log_every, self.epochs)
         self.schedule = None if schedule is None or schedule.name == "constant" else schedule
         self.early_stopping = EarlyStopping.from_config(early_stopping)
-        self.checkpoint_every = _positive_int("trainer.checkpoint_every", checkpoint_every or None,
-                                              allow_none=True)
-        if train_metrics not in TRAIN_METRICS:
-            raise ConfigError(f"trainer.train_metrics: invalid value {train_metrics!r}; valid "
-                              f"choices: {', '.join(TRAIN_METRICS)}")
-        self.train_metrics, self.extra_metrics = train_metrics, tuple(metrics or ())
-        self.monitor, self.mode = monitor, check_mode(mode, "trainer.mode")
+        self.checkpoint_every = self.checked("checkpoint_every", checkpoint_every)
+        self.train_metrics = self.checked("train_metrics", train_metrics)
+        self.extra_metrics = tuple(self.checked("metrics", list(metrics or ())))
+        self.monitor, self.mode = monitor, self.checked("mode", mode)
         self.callbacks = list(callbacks or ())
         self.checkpoint_dir, self.progress = checkpoint_dir, progress
         self.handle_signals = handle_signals
@@ -171,19 +184,12 @@ class Trainer:
             self.monitor = ("val_loss" if "val" in splits
                             else "test_loss" if "test" in splits else "train_loss")
         es = self.early_stopping
-        es_monitor = (es.monitor or self.monitor) if es else None
-        metric_keys = self._metric_keys(splits)
-        for key, value in (("trainer.monitor", self.monitor),
-                           ("trainer.early_stopping.monitor", es_monitor)):
-            if value is not None and value not in metric_keys:
-                raise ConfigError(f"{key}: unknown metric {value!r}; valid choices: "
-                                  f"{', '.join(sorted(metric_keys))}")
+        reported = Choice(metric_keys(splits, self._evaluator.metrics), noun="metric")
+        check("trainer.monitor", self.monitor, reported)
+        if es is not None:
+            es.start(self.monitor, self.mode)
+            check("trainer.early_stopping.monitor", es.key, reported)
         self._best = Best(self.mode)
-        self._es_best = Best(es.mode or self.mode, es.min_delta) if es else None
-        self._es_top = Best(es.mode or self.mode) if es else None
-        self._es_stale = 0  # evaluations since the last improvement by more than min_delta
-        self._es_monitor = es_monitor
-        self._best_state: dict | None = None
         self._best_metrics: dict = {}
         self.history, self.epoch, self.result = {}, 0, None  # a resume refills them
         self._rng = np.random.default_rng([self.seed, 1]) if self.shuffle is True else None
@@ -194,10 +200,6 @@ class Trainer:
         self._checkpointed: set[int] = set()
         self._stop_reason = self._signal = None
         self._halt = False
-
-    def _metric_keys(self, splits) -> set[str]:
-        names = ["loss", *self._evaluator.metrics]
-        return {f"{split}_{name}" for split in splits for name in names}
 
     # ---------------------------------------------------------------------- epoch loop
     def _loop(self, splits, bar) -> None:
@@ -307,26 +309,13 @@ class Trainer:
         self._fresh_metric = monitored if math.isfinite(monitored) else None
         if self._best.update(epoch, monitored):
             self._best_metrics = metrics
-        if self._es_best is not None:
-            self._early_stopping_check(epoch, metrics)
+        if self.early_stopping is not None:
+            reason = self.early_stopping.update(epoch, metrics, self.model)
+            if reason is not None:
+                self.request_stop(reason)
         bar.update(epoch, metrics)
         for hook in self._hooks["on_epoch_end"]:
             hook(epoch, metrics)
-
-    def _early_stopping_check(self, epoch: int, metrics: dict) -> None:
-        """Patience counts evaluations since the last gain larger than min_delta; the
-        weights kept are those of the best value, whatever the gain that reached it."""
-        es, value = self.early_stopping, metrics[self._es_monitor]
-        if self._es_top.update(epoch, value) and es.restore_best_weights:
-            self._best_state = self.model.state_dict()
-        if self._es_best.update(epoch, value):
-            self._es_stale = 0
-            return
-        self._es_stale += 1
-        if self._es_stale >= es.patience:
-            self.request_stop(f"early stopping: {self._es_monitor} did not improve for "
-                              f"{self._es_stale} evaluations (best {self._es_top.value:.6g} "
-                              f"at epoch {self._es_top.epoch})")
 
     # ----------------------------------------------------------------- ending, checkpoints
     def _finish(self, splits) -> TrainResult:
@@ -340,9 +329,8 @@ class Trainer:
             checkpoint = str(self._checkpoint(self.epoch))
         else:
             status, reason = "FINISHED", self._stop_reason
-            if self._best_state is not None and self._es_top.epoch != self._last_eval():
-                self.model.load_state_dict(self._best_state)
-                restored = True
+            es = self.early_stopping
+            restored = es is not None and es.restore(self.model, self._last_eval())
         best = self._best
         return TrainResult(status=status, reason=reason, epochs_run=self.epoch,
                            best_epoch=best.epoch, metrics=dict(self.metrics),
@@ -366,13 +354,13 @@ class Trainer:
 
     def _state(self, epoch: int) -> Checkpoint:
         arrays = {"order": self._order}
-        if self._best_state is not None:
-            arrays.update({f"best/{k}": v for k, v in self._best_state.items()})
+        es = self.early_stopping
+        if es is not None and es.best_weights is not None:
+            arrays.update({f"best/{k}": v for k, v in es.best_weights.items()})
         meta = {"rng": rng_state(self._rng) if self.shuffle else None,
                 "schedule": self.schedule.state_dict() if self.schedule else None,
                 "best": self._best.state(), "best_metrics": self._best_metrics,
-                "early_stopping": [self._es_best.state(), self._es_top.state(),
-                                   self._es_stale] if self._es_best else None,
+                "early_stopping": es.state_dict() if es is not None else None,
                 "history": self.history, "metrics": self.metrics, "stop": self._stop_reason,
                 "fresh_metric": self._fresh_metric}
         return Checkpoint(epoch, self.model.state_dict(), self.optimizer.state_dict(),
@@ -393,12 +381,9 @@ class Trainer:
         self._order = state.arrays["order"].astype(np.int64)
         self._best.load(meta["best"])
         self._best_metrics = meta.get("best_metrics") or {}
-        if self._es_best is not None and meta.get("early_stopping"):
-            self._es_best.load(meta["early_stopping"][0])
-            self._es_top.load(meta["early_stopping"][1])
-            self._es_stale = meta["early_stopping"][2]
+        if self.early_stopping is not None and meta.get("early_stopping"):
             best = {k[5:]: v for k, v in state.arrays.items() if k.startswith("best/")}
-            self._best_state = best or None
+            self.early_stopping.load_state_dict(meta["early_stopping"], best)
         self.history = {k: [tuple(p) for p in v] for k, v in meta.get("history", {}).items()}
         self.metrics = meta.get("metrics") or {}
         self._fresh_metric = meta.get("fresh_metric")
