@@ -36,6 +36,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.config.preflight import expand_jobs
+from mlplab.private_api import joblib_parallel_arguments
 from mlplab.multirun.sweeps import JOBLIB_LAUNCHER, logger_enabled
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,9 @@ def joblib_arguments(config: DictConfig) -> dict | None:
     if launcher is None or OmegaConf.select(launcher, "_target_") != JOBLIB_LAUNCHER:
         return None
     try:
-        from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-
         arguments = OmegaConf.to_container(launcher, resolve=True)
         arguments.pop("_target_")
-        arguments["backend"] = "loky"  # the launcher's choice, whatever the config says
-        process_joblib_cfg(arguments)
+        arguments = joblib_parallel_arguments(arguments)
     except Exception:  # noqa: BLE001 -- a broken launcher config is the launcher's to report
         log.debug("no worker pool: could not read the launcher config", exc_info=True)
         return None
