@@ -97,9 +97,8 @@ def apply_value_overrides(cfg: DictConfig, overrides: Sequence[str | Override]) 
     not) to a composed config in place, with the schema's type checks, as compose would."""
     if not overrides:
         return
-    parsed = [o for o in overrides if isinstance(o, Override)]
-    if len(parsed) != len(overrides):
-        parsed = parse_overrides([str(o) for o in overrides])
+    strings = iter(parse_overrides([o for o in overrides if not isinstance(o, Override)]))
+    parsed = [o if isinstance(o, Override) else next(strings) for o in overrides]
     try:
         apply_overrides(parsed, cfg)
     except COMPOSE_ERRORS as error:
