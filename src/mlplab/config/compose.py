@@ -11,7 +11,8 @@ Who composes what, and why:
 
 - In the process that runs `mlplab train`, preflight composes every job of the command
   line once, before Hydra starts, to check it (`JobComposer`; for a sweep of the Optuna
-  sweeper, the search space at each choice and both ends of each interval). Hydra then
+  sweeper, the search space at each choice and both ends of each interval, with the
+  overrides the sweeper adds to each job). Hydra then
   composes the sweep's own config, which is not a job's: its sweeper and launcher read it.
   The two compositions Hydra would repeat are skipped: its entry point composes the config
   only to read `hydra.mode` (given preflight's value instead), and its sweepers compose the
