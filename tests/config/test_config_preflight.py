@@ -10,6 +10,7 @@ from hydra import compose
 from omegaconf import OmegaConf
 
 from mlplab.config import preflight
+from mlplab.config.compose import JobComposer
 from mlplab.config.preflight import check_command_line, expand_jobs
 from mlplab.errors import ConfigError
 
@@ -51,7 +52,8 @@ JOBS = [["optimizer=adam", "optimizer.lr=0.2", "seed=3"],
 
 def test_composing_once_per_group_choice_gives_what_hydra_composes():
     with hydra_context():
-        fast = dict((tuple(job), cfg) for job, cfg in preflight._compose_jobs(JOBS, "train"))
+        composer = JobComposer("train")
+        fast = {tuple(job): composer.job(job) for job in JOBS}
         for job in JOBS:
             full = compose("train", overrides=job)
             assert OmegaConf.to_container(fast[tuple(job)]) == OmegaConf.to_container(full)

@@ -14,17 +14,18 @@ import sys
 from dataclasses import dataclass
 
 import hydra
-from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from mlplab.cli._common import EXIT_FAILED, print_error, raise_usage_error
 from mlplab.config import conf_dir
-from mlplab.config.preflight import check_command_line, skip_recomposing
+from mlplab.config.compose import COMPOSE_ERRORS, hydra_error_line
+from mlplab.config.preflight import check_jobs
 from mlplab.errors import ConfigError, DataError, MlplabError
 from mlplab.job import JobOutcome, context_from_hydra, run_job
 from mlplab.multirun.callbacks import close_unfinished_sweep
 from mlplab.multirun.sweeps import stops_on_signal
+from mlplab.private_api import hydra_args_parser, hydra_errors_raised
 from mlplab.signals import EXIT_STATUS, SweepInterrupted, signal_of_killed_run
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,23 @@ def _run_hydra(args: list[str], report: JobReport) -> None:
         sys.argv = saved_argv
 
 
+def _show_config(args: list[str], report: JobReport) -> int:
+    """`--cfg job|hydra|all`: Hydra composes the config once and prints it; a mistake in
+    the overrides is one line (status 2), as for a run, without composing twice."""
+    try:
+        with hydra_errors_raised():
+            _run_hydra(args, report)
+    except COMPOSE_ERRORS as error:
+        raise ConfigError(hydra_error_line(error)) from error
+    return 0
+
+
 def train_main(args: list[str]) -> int:
     """`mlplab train [OVERRIDES] [-m] [--cfg job] ...`: check everything, then run Hydra."""
     if not (conf_dir() / "train.yaml").is_file():
         raise ConfigError(f"{conf_dir() / 'train.yaml'}: no such file; set MLPLAB_ROOT to the "
                           "mlplab checkout (mlplab is meant to be installed with pip -e)")
-    parser = get_args_parser()
+    parser = hydra_args_parser()
     parser.prog = "mlplab train"
     parser.error = raise_usage_error
     parsed = parser.parse_args(args)
@@ -98,15 +110,15 @@ def train_main(args: list[str]) -> int:
     if sum(bool(mode) for mode in modes) > 1:  # Hydra raises a ValueError with a traceback
         raise ConfigError("only one of --run, --multirun (-m), --cfg, --info and "
                           "--shell-completion can be given")
-    informational = parsed.help or parsed.hydra_help or parsed.info or parsed.shell_completion
-    checked: set = set()  # the sweep's jobs composed and validated here
-    if not informational and parsed.config_dir is None and parsed.experimental_rerun is None:
-        check_command_line(parsed.overrides, multirun=parsed.multirun,
-                           config_name=parsed.config_name or "train",
-                           values=parsed.cfg is None,
-                           load_data=parsed.multirun and parsed.cfg is None,
-                           checked=checked if parsed.multirun else None)
     report = JobReport()
+    if parsed.cfg is not None and not parsed.help:
+        return _show_config(args, report)
+    informational = parsed.help or parsed.hydra_help or parsed.info or parsed.shell_completion
+    checked = contextlib.nullcontext()  # what preflight composed is not composed again
+    if not informational and parsed.config_dir is None and parsed.experimental_rerun is None:
+        checked = check_jobs(parsed.overrides, multirun=parsed.multirun,
+                             config_name=parsed.config_name or "train",
+                             load_data=parsed.multirun).no_recomposing()
     if parsed.help:  # Hydra lists the schema groups too; they are not choices to make
         shown = io.StringIO()
         with contextlib.redirect_stdout(shown), contextlib.suppress(SystemExit):
@@ -115,7 +127,7 @@ def train_main(args: list[str]) -> int:
                       if not line.startswith("schema/")), end="")
         return 0
     try:
-        with skip_recomposing(checked):
+        with checked:
             _run_hydra(args, report)
     except KeyboardInterrupt as stop:  # outside a training loop, or a grid sweep stopped
         # Hydra skipped the sweep's end: close its parent while MLflow can still be imported.

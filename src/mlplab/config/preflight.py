@@ -3,97 +3,49 @@
 Hydra composes a sweep's jobs one by one, as it launches them; a typo in the fifth value
 of a grid would surface after four MLflow runs (and the sweep's parent run) exist. So the
 CLI first expands the sweep itself, with Hydra's own override parser and the same
-cartesian product as the basic sweeper (plus the sweeper's `hydra.sweeper.params`),
-composes each job's config, checks it with `validate`, and for a sweep loads each
-distinct dataset once to check what needs the data. Any problem is raised as one
-`ConfigError`/`DataError` line (`hydra_error_line` turns Hydra's multi-line messages into
-one), and nothing has been written anywhere.
+cartesian product as the basic sweeper (plus the sweeper's `hydra.sweeper.params`, and for
+mlplab's Optuna sweeper the overrides it adds to each job), composes each job's config
+(`mlplab.config.compose`), checks it with `validate`, and for a sweep loads each distinct
+dataset once to check what needs the data. Any problem is raised as one
+`ConfigError`/`DataError` line, and nothing has been written anywhere.
+
+What preflight composed is then not composed again in this process (`Preflight.
+no_recomposing`; see `mlplab.config.compose` for who composes what).
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import copy
 import dataclasses
 import itertools
-import json
 import math
-import re
+from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override
-from hydra.errors import (
-    HydraException,
-    MissingConfigException,
-    OverrideParseException,
-)
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import OmegaConfBaseException
 
-from mlplab.config import conf_dir, validate, validate_for_dataset
-from mlplab.errors import ConfigError, choices
+from mlplab.config.compose import (
+    CONFIG_NAME,
+    JobComposer,
+    hydra_error_line,
+    hydra_on_conf,
+    parse_overrides,
+)
+from mlplab.config.job_data import load_job_data, same_shapes_key
+from mlplab.config.moved import check_moved_targets
+from mlplab.config.validation import validate, validate_for_dataset
+from mlplab.errors import ConfigError
+from mlplab.private_api import run_mode_known, sweepers_compose_only
+from mlplab.search.config import OptunaSweeperConf
+from mlplab.search.groups import trial_overrides
 
-CONFIG_NAME = "train"
 # Beyond this many grid points, check each swept value once (others at their first value)
 # rather than every combination: composing costs tens of milliseconds per job.
 MAX_COMBINATIONS = 512
-RAY_HINT = "needs the optional extra: pip install -c constraints.txt -e '.[ray]'"
-
-
-_CONVERSION = re.compile(r"Value '(.*)' of type '.*' could not be converted to (\w+)")
-_ARTICLE = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false",
-            "String": "a string"}
-_ARTICLE = collections.defaultdict(lambda: "of the declared type", _ARTICLE)
-
-
-def _first_line(text) -> str:
-    return str(text).strip().splitlines()[0] if str(text).strip() else ""
-
-
-def hydra_error_line(error: BaseException) -> str:
-    """One line naming the key (or group) and what is valid, from a Hydra/OmegaConf error."""
-    if isinstance(error, MissingConfigException) and error.missing_cfg_file:
-        group, _, option = str(error.missing_cfg_file).rpartition("/")
-        if group == "schema/dataset":
-            from mlplab.data import DATASETS
-
-            return (f"dataset: conf/dataset/{option}.yaml names no known loader; valid "
-                    f"dataset names: {choices(DATASETS)}")
-        if group == "hydra/launcher" and option == "ray":
-            return f"hydra/launcher: 'ray' {RAY_HINT}; valid choices: {choices(error.options)}"
-        if error.options:
-            return f"{group}: unknown choice {option!r}; valid choices: {choices(error.options)}"
-        return f"{error.missing_cfg_file}: no such config"
-    if isinstance(error, OverrideParseException):
-        return f"bad override {error.override!r}: {_first_line(error.message)}"
-    cause = error.__cause__ if isinstance(error, HydraException) else error
-    if isinstance(cause, ConfigKeyError | AttributeError) and getattr(cause, "full_key", None):
-        schema = getattr(cause, "object_type", None)
-        if schema is not None and dataclasses.is_dataclass(schema):
-            valid = [f.name for f in dataclasses.fields(schema)]
-            return f"{cause.full_key}: unknown key; valid keys: {choices(valid)}"
-        return f"{cause.full_key}: unknown key"
-    if isinstance(cause, ValidationError) and getattr(cause, "full_key", None):
-        found = _CONVERSION.match(_first_line(cause.msg))
-        if found:  # "Value 'abc' of type 'str' could not be converted to Float"
-            value, kind = found.groups()
-            return f"{cause.full_key}: invalid value {value!r}; must be {_ARTICLE[kind]}"
-        return f"{cause.full_key}: {_first_line(cause.msg)}"
-    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
-        return f"{cause.full_key}: {_first_line(getattr(cause, 'msg', cause))}"
-    message = _first_line(error)
-    if message.startswith("Ambiguous value for argument"):
-        override = message.split("'", 2)[1] if "'" in message else message
-        key = override.split("=", 1)[0]
-        return (f"{key}: {override!r} is a sweep; add -m (--multirun) to run one job per "
-                f"value, or write {key}=[a,b] for a list value")
-    if cause is not None and cause is not error and _first_line(cause):
-        return f"{message} ({_first_line(cause)})"
-    return message
 
 
 def _sweep_values(override: Override) -> list[str]:
@@ -111,9 +63,8 @@ def _sweep_values(override: Override) -> list[str]:
     raise ConfigError(f"{override.input_line}: cannot expand this sweep")
 
 
-def expand_jobs(overrides: list[str], sweeper_params: dict | None) -> list[list[str]]:
-    """Every job's override list, in the basic sweeper's order (config params first, the
-    command line after them and winning on the same key)."""
+def _expand(overrides: list[str], sweeper_params: dict | None):
+    """(every job's overrides, whether that is every combination: see `expand_jobs`)."""
     loader = GlobalHydra.instance().config_loader()
     parser = OverridesParser.create(config_loader=loader)
     lines = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
@@ -121,104 +72,120 @@ def expand_jobs(overrides: list[str], sweeper_params: dict | None) -> list[list[
     for parsed in parser.parse_overrides(lines):
         per_key[parsed.get_key_element()] = _sweep_values(parsed)
     axes = list(per_key.values())
-    total = 1
-    for values in axes:
-        total *= len(values)
-    if total <= MAX_COMBINATIONS:
-        return [list(job) for job in itertools.product(*axes)]
+    if math.prod(len(values) for values in axes) <= MAX_COMBINATIONS:
+        return [list(job) for job in itertools.product(*axes)], True
     firsts = [values[0] for values in axes]
     jobs = [firsts]
     for i, values in enumerate(axes):
         jobs += [firsts[:i] + [value] + firsts[i + 1:] for value in values[1:]]
-    return jobs
+    return jobs, False
 
 
-def _compose(overrides: list[str], config_name: str, *, hydra_node: bool = False):
-    try:
-        return compose(config_name, overrides=overrides, return_hydra_config=hydra_node)
-    except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(hydra_error_line(error)) from error
+def expand_jobs(overrides: list[str], sweeper_params: dict | None) -> list[list[str]]:
+    """Every job's override list, in the basic sweeper's order (config params first, the
+    command line after them and winning on the same key); past `MAX_COMBINATIONS`, the
+    first values plus each other value once."""
+    return _expand(overrides, sweeper_params)[0]
 
 
-def _compose_jobs(jobs: list[list[str]], config_name: str):
-    """Yield (job, config) for every job, composing once per distinct set of group choices.
-
-    Overrides that pick group options (or touch hydra.*) shape the defaults list and need a
-    full compose; plain value overrides are then applied to a copy with Hydra's own override
-    code, which is what compose would do after merging, at a fraction of the cost.
-    """
-    loader = GlobalHydra.instance().config_loader()
-    parser = OverridesParser.create(config_loader=loader)
-    composed = {}
-    for job in jobs:
-        try:
-            parsed = parser.parse_overrides(job)
-        except HydraException as error:
-            raise ConfigError(hydra_error_line(error)) from error
-        shaping = [o for o in parsed if o.package is not None or o.is_hydra_override()
-                   or loader.repository.group_exists(o.key_or_group)]
-        plain = [o for o in parsed if o not in shaping]
-        key = tuple(o.input_line for o in shaping)
-        if key not in composed:
-            composed[key] = _compose(list(key), config_name)
-        cfg = copy.deepcopy(composed[key])
-        try:
-            ConfigLoaderImpl._apply_overrides_to_config(plain, cfg)
-        except (HydraException, OmegaConfBaseException) as error:
-            raise ConfigError(hydra_error_line(error)) from error
-        yield job, cfg
+def _optuna_job_extras(base) -> list[list[str]] | None:
+    """The overrides mlplab's Optuna sweeper adds to a job, once per seed of a seed group
+    (placeholder trial, study and storage); None for any other sweeper."""
+    if OmegaConf.select(base, "hydra.sweeper._target_") != OptunaSweeperConf._target_:
+        return None
+    settings = {key: OmegaConf.select(base, f"hydra.sweeper.{key}")
+                for key in ("seed_key", "group_key")}
+    seeds = OmegaConf.select(base, "hydra.sweeper.seeds") or [None]
+    return [trial_overrides(settings, 0, "preflight", "sqlite://" if i == 0 else None, seed)
+            for i, seed in enumerate(seeds)]
 
 
 def _job_label(job: list[str]) -> str:
     return " ".join(job) or "(no overrides)"
 
 
-def check_command_line(overrides: list[str], *, multirun: bool, config_name: str = CONFIG_NAME,
-                       values: bool = True, load_data: bool = False,
-                       checked: set | None = None) -> int:
-    """Compose every job `mlplab train [-m] OVERRIDES` would run; return how many.
+@dataclasses.dataclass
+class Preflight:
+    """What `check_jobs` composed and checked (all of it passed).
+
+    keys: `job_key` of every job composed and validated; every_job: whether that covers
+    every job the sweep can make (an Optuna search space composed at every choice and both
+    ends of every interval, with the sweeper's own overrides); run_mode: the config's
+    `hydra.mode`, as Hydra's entry point would compose it to read.
+    """
+
+    jobs: int
+    keys: set
+    every_job: bool = False
+    run_mode: Any = None
+
+    @contextlib.contextmanager
+    def no_recomposing(self):
+        """Around Hydra's entry point: compose nothing this check has composed already."""
+        with skip_recomposing(self.keys, every_job=self.every_job), \
+                run_mode_known(self.run_mode):
+            yield
+
+
+def check_jobs(overrides: list[str], *, multirun: bool, config_name: str = CONFIG_NAME,
+               values: bool = True, load_data: bool = False) -> Preflight:
+    """Compose every job `mlplab train [-m] OVERRIDES` would run, and check them.
 
     values: also run `validate` on each config; load_data: also load each distinct dataset
     once and run `validate_for_dataset` (a sweep must do this before its parent run
-    exists; a single run does it itself before it opens its MLflow run). checked: a set
-    that receives `job_key` of every job composed and validated, once all of them passed
-    (see `skip_recomposing`).
+    exists; a single run does it itself before it opens its MLflow run).
     """
-    with initialize_config_dir(str(conf_dir()), version_base="1.3", job_name=CONFIG_NAME):
-        parser = OverridesParser.create()
-        try:
-            parsed = parser.parse_overrides(overrides)
-        except HydraException as error:
-            raise ConfigError(hydra_error_line(error)) from error
+    with hydra_on_conf():
+        composer = JobComposer(config_name)
+        parsed = parse_overrides(overrides)
         sweeps = [o for o in parsed if o.is_sweep_override()]
         if sweeps and not multirun:
             key = sweeps[0].get_key_element()
             raise ConfigError(f"{key}: {sweeps[0].input_line!r} is a sweep; add -m (--multirun) "
                               f"to run one job per value, or write {key}=[a,b] for a list")
+        # The config with Hydra's node, for the sweep (or the single job) as a whole.
+        base = composer.with_hydra_node([_sweep_values(o)[0] for o in parsed])
+        check_moved_targets(base)
+        complete, extras = True, None
         if not multirun:
             jobs = [list(overrides)]
         else:
-            firsts = [_sweep_values(o)[0] for o in parsed]
-            base = _compose(firsts, config_name, hydra_node=True)
             params = OmegaConf.select(base, "hydra.sweeper.params")
             params = OmegaConf.to_container(params) if params is not None else None
             try:
-                jobs = expand_jobs(overrides, params)
+                jobs, complete = _expand(overrides, params)
             except HydraException as error:
                 raise ConfigError(hydra_error_line(error)) from error
+            extras = _optuna_job_extras(base)
         configs = []
-        for job, cfg in _compose_jobs(jobs, config_name):
-            if values:
-                _validate_job(cfg, job, multirun)
-            configs.append((job, cfg))
+        for job in jobs:
+            for extra in extras or [[]]:
+                cfg = composer.job(job + extra)
+                if values:
+                    _validate_job(cfg, job, multirun)
+                configs.append((job, cfg))
     if values:
         _check_stores(configs)
     if load_data:
         _check_with_data(configs)
-    if checked is not None and values:
-        parser = OverridesParser.create()
-        checked.update(job_key(parser, job) for job in jobs)
-    return len(jobs)
+    parser = OverridesParser.create()
+    return Preflight(jobs=len(configs),
+                     keys={job_key(parser, job) for job in jobs} if values else set(),
+                     every_job=bool(values and extras and complete),
+                     run_mode=OmegaConf.select(base, "hydra.mode"))
+
+
+def check_command_line(overrides: list[str], *, multirun: bool, config_name: str = CONFIG_NAME,
+                       values: bool = True, load_data: bool = False,
+                       checked: set | None = None) -> int:
+    """`check_jobs`, returning how many configs were composed. checked: a set that
+    receives `job_key` of every job composed and validated, once all of them passed (see
+    `skip_recomposing`)."""
+    result = check_jobs(overrides, multirun=multirun, config_name=config_name,
+                        values=values, load_data=load_data)
+    if checked is not None:
+        checked.update(result.keys)
+    return result.jobs
 
 
 def job_key(parser: OverridesParser, job) -> frozenset[str]:
@@ -230,30 +197,24 @@ def job_key(parser: OverridesParser, job) -> frozenset[str]:
 
 
 @contextlib.contextmanager
-def skip_recomposing(checked: set):
-    """Let Hydra's basic sweeper launch the jobs in `checked` without composing them again.
+def skip_recomposing(checked: set, *, every_job: bool = False):
+    """Let Hydra's sweepers launch the jobs in `checked` (all, with `every_job`) without
+    composing them again.
 
-    Before each batch, the sweeper composes every job once in the launching process
-    (`validate_batch_is_legal`), and then the launcher composes it again to run it. The
-    jobs preflight has already composed and validated would repeat the first of these for
-    nothing: ~0.15 s of CPU a job, spent one job after the other before a parallel launcher
-    starts. Jobs preflight did not check (a grid over `MAX_COMBINATIONS`) are still composed.
+    Before each batch, the basic sweeper composes every job once in the launching process
+    (mlplab's Optuna sweeper its first batch), and then the launcher composes it again to
+    run it. The jobs preflight has already composed and validated would repeat the first
+    of these for nothing: ~0.15 s of CPU a job, spent one job after the other before a
+    parallel launcher starts. Jobs preflight did not check (a grid over `MAX_COMBINATIONS`)
+    are still composed.
     """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    parser = OverridesParser.create()
 
-    original = BasicSweeper.validate_batch_is_legal
+    def needs_composing(job) -> bool:
+        return not every_job and job_key(parser, job) not in checked
 
-    def validate_unchecked(self, batch):
-        parser = OverridesParser.create()
-        unchecked = [job for job in batch if job_key(parser, job) not in checked]
-        if unchecked:
-            original(self, unchecked)
-
-    BasicSweeper.validate_batch_is_legal = validate_unchecked
-    try:
+    with sweepers_compose_only(needs_composing):
         yield
-    finally:
-        BasicSweeper.validate_batch_is_legal = original
 
 
 def _validate_job(cfg, job, multirun) -> None:
@@ -270,6 +231,7 @@ def _validate_job(cfg, job, multirun) -> None:
 def _check_stores(configs) -> None:
     """Each distinct tracking store once, before any data are loaded: an unreachable
     server must fail in seconds, not after MLflow's minutes of retries."""
+    # Imported here, for start-up speed: the tracking package imports its run module.
     from mlplab.tracking.store import check_store
 
     for uri in {cfg.logger.tracking_uri for _, cfg in configs if cfg.logger.name == "mlflow"}:
@@ -277,17 +239,13 @@ def _check_stores(configs) -> None:
 
 
 def _check_with_data(configs) -> None:
-    """Load each distinct dataset once and check every job against it."""
-    from mlplab.data import load_dataset
-
+    """Load each distinct dataset once and check every job against it (the jobs' seeds and
+    dtypes do not change what is checked: sizes, the task)."""
     loaded = {}
     for job, cfg in configs:
-        params = OmegaConf.to_container(cfg.dataset, resolve=True)
-        key = json.dumps([params, cfg.data_dir], sort_keys=True, default=str)
+        key = same_shapes_key(cfg)
         if key not in loaded:
-            params.pop("name")
-            loaded[key] = load_dataset(cfg.dataset.name, data_dir=cfg.data_dir, seed=cfg.seed,
-                                       dtype=cfg.trainer.dtype, **params)
+            loaded[key] = load_job_data(cfg)
         try:
             validate_for_dataset(cfg, loaded[key])
         except ConfigError as error:

@@ -82,8 +82,12 @@ def check_schema_keys(node, path: str = "") -> None:
                 where = f"{path}.{key}" if path else str(key)
                 raise ConfigError(f"{where}: unknown key; valid keys: {choices(declared)}")
     for key in keys:
-        child = node._get_node(key)
-        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+        # A missing value has no keys yet, and an interpolation is checked where it points
+        # (reading it would resolve it).
+        if OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key):
+            continue
+        child = node[key]
+        if isinstance(child, DictConfig):  # (not a None node: that reads as None)
             check_schema_keys(child, f"{path}.{key}" if path else str(key))
 
 

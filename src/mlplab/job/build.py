@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from mlplab.config.job_data import load_job_data
 from mlplab.config.validation import INITIALIZER_KEYS, output_head
-from mlplab.data import load_dataset
 from mlplab.nn import MLP
 from mlplab.nn.activations import get_activation
 from mlplab.nn.initializers import get_initializer
@@ -16,10 +16,8 @@ from mlplab.training import Trainer
 
 
 def load_data(cfg: DictConfig):
-    params = OmegaConf.to_container(cfg.dataset, resolve=True)
-    name = params.pop("name")
-    return load_dataset(name, data_dir=cfg.data_dir, seed=cfg.seed, dtype=cfg.trainer.dtype,
-                        **params)
+    """The job's dataset (the mapping of `dataset.*` keys is shared with preflight)."""
+    return load_job_data(cfg)
 
 
 def build_model(cfg: DictConfig, dataset):

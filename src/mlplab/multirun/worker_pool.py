@@ -37,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlplab.config.preflight import expand_jobs
 from mlplab.multirun.sweeps import JOBLIB_LAUNCHER, logger_enabled
+from mlplab.private_api import joblib_parallel_arguments
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,9 @@ def joblib_arguments(config: DictConfig) -> dict | None:
     if launcher is None or OmegaConf.select(launcher, "_target_") != JOBLIB_LAUNCHER:
         return None
     try:
-        from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-
         arguments = OmegaConf.to_container(launcher, resolve=True)
         arguments.pop("_target_")
-        arguments["backend"] = "loky"  # the launcher's choice, whatever the config says
-        process_joblib_cfg(arguments)
+        arguments = joblib_parallel_arguments(arguments)
     except Exception:  # noqa: BLE001 -- a broken launcher config is the launcher's to report
         log.debug("no worker pool: could not read the launcher config", exc_info=True)
         return None
@@ -140,8 +138,8 @@ def warm_up(options: dict) -> int:
     """In a worker: do a job's one-time work ahead of it; returns the worker's pid."""
     import hydra.core.utils  # noqa: F401 -- the launcher's run_job
 
-    import mlplab.job  # noqa: F401
     import mlplab.data  # noqa: F401
+    import mlplab.job  # noqa: F401
     import mlplab.training  # noqa: F401
     from mlplab.nn import MLP
 

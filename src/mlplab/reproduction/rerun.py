@@ -16,14 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import yaml
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
 
-from mlplab.config.compose import compose_train
-from mlplab.config.preflight import hydra_error_line
+from mlplab.config.compose import apply_value_overrides, compose_job, hydra_error_line
 from mlplab.errors import ConfigError, DataError
 from mlplab.job import JobContext, run_job
 from mlplab.job.build import build_model, load_data
@@ -31,25 +26,6 @@ from mlplab.tracking.store import get_client
 
 # Groups whose option is picked by the logged `name` (their schema depends on it).
 NAMED_GROUPS = ("dataset", "initializer", "optimizer", "schedule")
-
-
-def compose(*overrides: str) -> DictConfig:
-    """`mlplab train OVERRIDES`'s config; Hydra's multi-line errors become one ConfigError."""
-    try:
-        return compose_train(*overrides)
-    except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(hydra_error_line(error)) from None
-
-
-def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
-    """Apply value overrides (`key=value`, Hydra's grammar) to a composed config in place."""
-    if not overrides:
-        return
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-        ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
-    except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(hydra_error_line(error)) from None
 
 
 class LoggedRun:
@@ -98,6 +74,7 @@ class LoggedRun:
 
 
 def fetch_run(client, run_id: str):
+    # Imported here, for start-up speed: MLflow is imported only once a store is used.
     from mlflow.exceptions import MlflowException
 
     try:
@@ -127,9 +104,7 @@ def check_plain_data(node, path: str = "") -> None:
 
 
 def logged_config(client, run_id: str) -> dict:
-    import tempfile
-
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # (as in fetch_run)
 
     with tempfile.TemporaryDirectory(prefix="mlplab-config-") as scratch:
         try:
@@ -157,7 +132,7 @@ def config_from_logged(logged: dict, overrides: list[str]) -> DictConfig:
         if not isinstance(name, str):
             raise DataError(f"config.yaml: {group}.name is missing")
         choices.append(f"{group}={name}")
-    cfg = compose(*choices, "logger=mlflow")
+    cfg = compose_job(*choices, "logger=mlflow")
     values = copy.deepcopy(logged)
     # Where to log is decided by this command; what to log (plots, model) follows the run.
     logger = values.pop("logger", None) or {}
@@ -169,7 +144,7 @@ def config_from_logged(logged: dict, overrides: list[str]) -> DictConfig:
             cfg.tags = {str(k): str(v) for k, v in tags.items()}
     except Exception as error:  # OmegaConf's key/type errors name the key
         raise ConfigError(f"config.yaml: {hydra_error_line(error)}") from None
-    apply_overrides(cfg, overrides)
+    apply_value_overrides(cfg, overrides)
     return cfg
 
 

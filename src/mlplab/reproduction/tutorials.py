@@ -11,12 +11,13 @@ from pathlib import Path
 from omegaconf import open_dict
 
 from mlplab import __version__
+from mlplab.config.compose import compose_job
 from mlplab.data.mnist_files import locate
 from mlplab.data.paths import dataset_dir
 from mlplab.errors import DataError
 from mlplab.job import JobContext, run_job
 from mlplab.reproduction.published import TUTORIALS, Tutorial
-from mlplab.reproduction.rerun import LoggedRun, compose
+from mlplab.reproduction.rerun import LoggedRun
 from mlplab.tracking.store import get_client, git_commit
 
 SKIPPED_NO_MNIST = "skipped: no MNIST"
@@ -52,7 +53,7 @@ def mnist_missing(cfg) -> str | None:
 def run_tutorial(tutorial: Tutorial, overrides: list[str], tracking_uri: str | None):
     """Train one preset through the app; returns (rows, note)."""
     extra = [f"logger.tracking_uri={tracking_uri}"] if tracking_uri else []
-    cfg = compose(f"experiment={tutorial.preset}", *overrides, *extra)
+    cfg = compose_job(f"experiment={tutorial.preset}", *overrides, *extra)
     if tutorial.needs_mnist:
         where = mnist_missing(cfg)
         if where is not None:

@@ -37,3 +37,18 @@ def quote(text: str) -> str:
     """
     escaped = text.replace("'", "\\'")
     return f"'{escaped}'"
+
+
+def trial_overrides(settings: dict[str, Any], number: int, study_name: str,
+                    storage_url: str | None, seed: int | None = None) -> list[str]:
+    """What the sweeper adds to the overrides of each job of a trial: which trial it is,
+    the storage it reports to (None: it does not report), and with seed groups its seed
+    and group tag (`settings` are the sweeper's, for `seed_key` and `group_key`)."""
+    storage = quote(storage_url) if storage_url is not None else "null"
+    overrides = [f"trial.number={number}", f"trial.study_name={quote(study_name)}",
+                 f"trial.storage={storage}"]
+    if seed is not None:
+        group_id = f"{study_name}#{number}"
+        overrides += [f"{settings['seed_key']}={seed}",
+                      f"++{settings['group_key']}={quote(group_id)}"]
+    return overrides

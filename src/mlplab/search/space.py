@@ -36,6 +36,7 @@ from optuna.distributions import (
 )
 
 from mlplab.errors import ConfigError
+from mlplab.private_api import parsed_element_value
 
 _PRIMITIVES = (str, int, float, bool)
 
@@ -90,7 +91,7 @@ class SearchSpace:
 
 def _choice_param(key: str, override: Override) -> SearchParam:
     strings = list(override.sweep_string_iterator())
-    values = [Override._convert_value(v) for v in override.sweep_iterator()]
+    values = [parsed_element_value(v) for v in override.sweep_iterator()]
     # Optuna stores categorical choices as JSON-able primitives; lists and dicts are
     # searched by their override spelling instead.
     if not all(isinstance(v, _PRIMITIVES) for v in values):

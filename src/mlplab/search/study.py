@@ -20,6 +20,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from mlplab.errors import ConfigError
+from mlplab.private_api import trial_id
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ def recover_interrupted(study: optuna.Study, storage: RDBStorage, keys: set[str]
     """
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        storage.set_trial_user_attr(trial_id(trial), "interrupted", True)
+        storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
         if set(trial.params) == keys:
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         failed.append(trial.number)

@@ -25,9 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import Trial, TrialState
 
 from mlplab.errors import ConfigError, DataError, choices
+from mlplab.private_api import trial_id
 from mlplab.search.config import DIRECTIONS
 from mlplab.search.factories import PRUNER_ATTR, make_pruner, make_sampler, pruner_settings
-from mlplab.search.groups import aggregate_seed_values, quote
+from mlplab.search.groups import aggregate_seed_values, trial_overrides
 from mlplab.search.outcomes import describe_outcome, is_objective, job_outcome
 from mlplab.search.pruning import KILLED_ATTR, PRUNED_AT_ATTR
 from mlplab.search.space import SearchSpace, parse_search_space
@@ -198,21 +199,14 @@ class OptunaSweeperImpl(Sweeper):
         return results
 
     def _job_overrides(self, trial: Trial, space: SearchSpace, seeds: list[int], slot: int):
-        s = self.settings
         reports = slot == 0  # only one job per trial reports intermediate values
-        overrides = space.job_overrides(trial.params) + [
-            f"trial.number={trial.number}",
-            f"trial.study_name={quote(self.study_name)}",
-            f"trial.storage={quote(self.storage_url) if reports else 'null'}",
-        ]
-        if seeds:
-            group_id = f"{self.study_name}#{trial.number}"
-            overrides += [f"{s['seed_key']}={seeds[slot]}", f"++{s['group_key']}={quote(group_id)}"]
-        return overrides
+        return space.job_overrides(trial.params) + trial_overrides(
+            self.settings, trial.number, self.study_name,
+            self.storage_url if reports else None, seeds[slot] if seeds else None)
 
     def _abandon(self, trial: Trial, requeue: bool) -> None:
         """Mark an unfinished trial FAIL; an interrupted one is queued for the next run."""
-        if self.storage.get_trial(trial._trial_id).state.is_finished():
+        if self.storage.get_trial(trial_id(trial)).state.is_finished():
             return  # an interrupt arrived after the study was told
         trial.set_user_attr("interrupted", True)
         self.study.tell(trial, state=TrialState.FAIL)
@@ -220,11 +214,11 @@ class OptunaSweeperImpl(Sweeper):
             self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
     def _was_pruned(self, trial: Trial) -> bool:
-        attrs = self.storage.get_trial_user_attrs(trial._trial_id)
+        attrs = self.storage.get_trial_user_attrs(trial_id(trial))
         return PRUNED_AT_ATTR in attrs
 
     def _tell(self, trial: Trial, values: list[Any], seeds: list[int]) -> TrialState:
-        killed = self.storage.get_trial_user_attrs(trial._trial_id).get(KILLED_ATTR)
+        killed = self.storage.get_trial_user_attrs(trial_id(trial)).get(KILLED_ATTR)
         if killed is not None:
             self._abandon(trial, requeue=True)
             self.stop.request(signal_of_killed_run(killed))
@@ -232,7 +226,7 @@ class OptunaSweeperImpl(Sweeper):
         if self._was_pruned(trial):
             self.study.tell(trial, state=TrialState.PRUNED)
             log.info("Trial %d PRUNED at epoch %s %s", trial.number,
-                     self.storage.get_trial_user_attrs(trial._trial_id)[PRUNED_AT_ATTR],
+                     self.storage.get_trial_user_attrs(trial_id(trial))[PRUNED_AT_ATTR],
                      trial.params)
             return TrialState.PRUNED
         failures = [v for v in values if not is_objective(v)]

@@ -1,0 +1,180 @@
+"""Every use mlplab makes of a library's private API, in one place.
+
+Hydra, OmegaConf, the joblib launcher and Optuna keep some of what mlplab needs behind
+private names (`hydra._internal`, `_core`, `Override._convert_value`, `Trial._trial_id`)
+or behind behaviour no document promises (which method a sweeper calls before launching,
+what Hydra's entry point does with `HYDRA_FULL_ERROR`). A library upgrade may change any
+of them without notice, so each is wrapped here, once, with a comment saying why the
+public API does not do the job; `tests/test_private_api.py` checks each wrapper against
+the installed library, and `tests/architecture/test_private_names.py` fails when another
+module of mlplab touches a private name of these libraries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins import basic_sweeper
+from hydra._internal.hydra import Hydra
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.types import Override
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import DictConfig
+
+# -- Hydra: composing ------------------------------------------------------------------
+
+
+def apply_overrides(overrides: Sequence[Override], cfg: DictConfig) -> None:
+    """Apply parsed value overrides (`key=value`, `+key=`, `++key=`, `~key`) to a composed
+    config in place, with the schema's type checks, exactly as Hydra's compose does after
+    merging the defaults list.
+
+    Hydra has no public call for this: `compose` always starts from the defaults list
+    again (tens of milliseconds a job, and impossible for a config merged from a logged
+    file, as `mlplab reproduce RUN_ID` builds). The step it runs last is this static method.
+    """
+    ConfigLoaderImpl._apply_overrides_to_config(list(overrides), cfg)
+
+
+def group_exists(config_loader: Any, name: str) -> bool:
+    """Whether `name` (`optimizer`, `hydra/launcher`) is a config group of the search path.
+
+    The public `ConfigLoader` interface lists a group's options but cannot tell an empty
+    group from no group; its implementation's repository can, and is what Hydra's own
+    override parser asks.
+    """
+    return bool(config_loader.repository.group_exists(name))
+
+
+def parsed_element_value(element: Any) -> Any:
+    """A plain Python value (str, int, float, bool, None, list, dict) from an element of a
+    parsed sweep, as `Override.value()` gives for a value that is not a sweep.
+
+    `Override.sweep_iterator()` yields the elements as parsed (a quoted string is still a
+    `QuotedString`, also inside lists and dicts); the converter that `value()` applies to
+    them is private.
+    """
+    return Override._convert_value(element)
+
+
+def hydra_args_parser():
+    """The argparse parser of a Hydra app's command line (`-m`, `--cfg`, `--info`, ...).
+
+    `hydra.main` builds and uses it internally; the CLI needs the same flags, parsed the
+    same way, before it hands the command line to Hydra, and Hydra exposes no public way
+    to get it.
+    """
+    return get_args_parser()
+
+
+# -- Hydra: what its entry point and its sweepers do ----------------------------------
+
+
+@contextlib.contextmanager
+def hydra_errors_raised() -> Iterator[None]:
+    """Let exceptions out of Hydra's entry point (`hydra.main`) instead of having it print
+    them (a traceback, or a message and a hint over several lines) and exit with status 1.
+
+    Hydra offers no argument for this; its documented debugging switch, the environment
+    variable `HYDRA_FULL_ERROR=1`, makes its error reporting re-raise. Set only for the
+    duration of the call, so that the caller can turn the error into one line.
+    """
+    saved = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved
+
+
+@contextlib.contextmanager
+def sweepers_compose_only(needs_composing: Callable[[Sequence[str]], bool]) -> Iterator[None]:
+    """While active, a sweeper composes before launching a batch only the jobs for which
+    `needs_composing(job_overrides)` is true.
+
+    Hydra's sweepers compose every job of a batch in the launching process before they
+    launch it (`Sweeper.validate_batch_is_legal`, called by the basic sweeper before each
+    batch and by mlplab's Optuna sweeper before its first), only to fail early; there is no
+    setting to skip jobs that have been composed and checked already. So the method is
+    replaced, on the `Sweeper` base class and on `BasicSweeper`, and restored on exit.
+    """
+    # `basic_sweeper.BasicSweeper` is read now: Hydra's plugin scan re-executes its core
+    # plugin modules the first time it runs, which rebinds the name to a new class. The
+    # basic sweeper comes first: its lookup must give what it had, not the patched base.
+    classes = [basic_sweeper.BasicSweeper, Sweeper]
+    saved = [(cls, cls.__dict__.get("validate_batch_is_legal")) for cls in classes]
+    for cls in classes:
+        original = cls.validate_batch_is_legal
+
+        def validate_needed(self, batch, _original=original):
+            needed = [job for job in batch if needs_composing(job)]
+            if needed:
+                _original(self, needed)
+
+        cls.validate_batch_is_legal = validate_needed
+    try:
+        yield
+    finally:
+        for cls, own in reversed(saved):
+            if own is None:
+                del cls.validate_batch_is_legal
+            else:
+                cls.validate_batch_is_legal = own
+
+
+@contextlib.contextmanager
+def run_mode_known(mode: Any) -> Iterator[None]:
+    """While active, Hydra's entry point takes `mode` (a `RunMode` or None: from the
+    command line's flags) as the `hydra.mode` of the config, without composing it.
+
+    `hydra.main` composes the whole config once only to read `hydra.mode`
+    (`Hydra.get_mode`) before it composes it again to run; mlplab's preflight has just
+    composed the same config and read the same value. Hydra has no way to be told it.
+    """
+    own = Hydra.__dict__["get_mode"]
+    Hydra.get_mode = lambda self, config_name, overrides: mode
+    try:
+        yield
+    finally:
+        Hydra.get_mode = own
+
+
+# -- the joblib launcher ---------------------------------------------------------------
+
+
+def joblib_parallel_arguments(launcher: dict) -> dict:
+    """The keyword arguments the joblib launcher gives `joblib.Parallel`, from its config
+    (`hydra.launcher` as a plain dict, without `_target_`).
+
+    The launcher builds them inside its private `_core.launch` (backend forced to loky, its
+    size settings turned into integers); mlplab starts the same pool ahead of the launcher
+    (`mlplab.multirun.worker_pool`), so it must build exactly the same arguments.
+    """
+    # Imported here, for start-up speed: it imports joblib, which only a joblib sweep needs.
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+
+    arguments = dict(launcher)
+    arguments["backend"] = "loky"  # the launcher's choice, whatever the config says
+    process_joblib_cfg(arguments)
+    return arguments
+
+
+# -- Optuna ----------------------------------------------------------------------------
+
+
+def trial_id(trial: Any) -> int:
+    """The storage's id of a trial (`optuna.Trial` or `FrozenTrial`), for the storage
+    calls that take one (`get_trial_user_attrs`, `set_trial_state_values`, ...).
+
+    Optuna keeps the id private. The public route, `get_study_id_from_name` then
+    `get_trial_id_from_study_id_trial_number`, costs two storage queries per call, and
+    the sweeper asks after every job.
+    """
+    return trial._trial_id
