@@ -97,8 +97,10 @@ def test_running_train_metrics_average_the_batches_before_each_update():
     for start in (0, 40, 80):  # no shuffling: batches in order
         Xb, Yb = ds.X_train[start:start + 40], Y[:, start:start + 40]
         batch_losses.append(_manual_loss(oracle, Xb, Yb))
-        oracle.forward(Xb.T)
-        oracle_opt.step(oracle.backward(Yb))
+        # the trainer's batch layout (C-contiguous features x samples), so the weights can
+        # be compared bit for bit whichever BLAS kernel the CPU gets
+        oracle.forward(np.ascontiguousarray(Xb.T))
+        oracle_opt.step(oracle.backward(np.ascontiguousarray(Yb)))
     model, opt = classifier_model()
     result = Trainer(model, opt, epochs=1, batch_size=40, shuffle=False,
                      train_metrics="running").fit(ds)
@@ -142,7 +144,13 @@ def test_shuffling_is_seeded():
 
 def test_legacy_shuffle_replays_an_in_place_reshuffling_loop():
     """The arask loop: each epoch np.random.shuffle an index, reorder the data arrays in
-    place, then step through batches, dropping the incomplete last batch."""
+    place, then step through batches, dropping the incomplete last batch.
+
+    Bit-exact because the oracle makes the same BLAS calls on the same layout as the
+    trainer: its batches are C-contiguous (features, samples) arrays, as `X.take(idx,
+    axis=1)` gives the trainer. Passing the transposed view `xb.T` instead lets OpenBLAS
+    take another kernel path for the same product (on SkylakeX, 2 of 16 weights then
+    differ by 1 ulp), which says nothing about the shuffling this test is about."""
     ds = make_classification(n=110)
     Y = _one_hot(ds.y_train, 3)
     oracle, oracle_opt = classifier_model()
@@ -154,8 +162,8 @@ def test_legacy_shuffle_replays_an_in_place_reshuffling_loop():
         x, y = x[idx], y[idx]
         for batch in range(x.shape[0] // 25):
             xb, yb = x[batch * 25:(batch + 1) * 25], y[batch * 25:(batch + 1) * 25]
-            oracle.forward(xb.T)
-            oracle_opt.step(oracle.backward(yb.T))
+            oracle.forward(np.ascontiguousarray(xb.T))
+            oracle_opt.step(oracle.backward(np.ascontiguousarray(yb.T)))
     model, opt = classifier_model()
     np.random.seed(7)  # noqa: NPY002
     Trainer(model, opt, epochs=3, batch_size=25, shuffle="legacy", drop_last=True).fit(ds)
