@@ -8,10 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from data_writers import MNIST_GZ
 
 SHARED_MNIST = Path("/work/shared/data/mnist")
-MNIST_GZ = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
 @pytest.fixture(scope="session")

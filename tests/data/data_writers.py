@@ -12,6 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The four files of MNIST, as published.
+MNIST_GZ = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """IDX encoding of a uint8 array: 0x00 0x00 0x08 ndim, big-endian uint32 dims, data."""

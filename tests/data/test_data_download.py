@@ -7,7 +7,7 @@ import hashlib
 import shutil
 
 import pytest
-from conftest import MNIST_GZ
+from data_writers import MNIST_GZ
 
 from mlplab.cli.data import data_main
 from mlplab.data.download import download_mnist

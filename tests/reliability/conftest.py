@@ -1,25 +1,13 @@
-"""Fixtures of the reliability tests (helpers live in reliability_helpers.py)."""
+"""Fixtures of the reliability tests (helpers live in reliability_helpers.py; the migrated
+store they copy, `migrated_store`, in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from reliability_helpers import PYTHON, cli_env, free_port
-
-
-@pytest.fixture(scope="session")
-def migrated_store(tmp_path_factory) -> Path:
-    """An empty SQLite store whose tables exist: creating them takes seconds, copying the
-    file takes milliseconds."""
-    path = tmp_path_factory.mktemp("reliability-store") / "mlflow.db"
-    subprocess.run([PYTHON, "-c", "import sys; from mlflow import MlflowClient; "
-                    "MlflowClient(tracking_uri=sys.argv[1]).search_experiments()",
-                    f"sqlite:///{path}"], check=True, capture_output=True, env=cli_env(),
-                   timeout=300)
-    return path
+from reliability_helpers import free_port
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 line on stderr naming the key or file (and what would be valid), no traceback, and no
 MLflow run in the store (not even one left RUNNING: the store file is not even created).
 
-The cases run as subprocesses, a few at a time, from one module fixture; each case is then
-checked by its own parametrized test.
+Each case runs as a subprocess in its own parametrized test (pytest-xdist runs several at
+once), in a directory of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import http.server
 import re
 import subprocess
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,40 +250,35 @@ class _WantsCredentials(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def outcomes(request, tmp_path_factory, migrated_store):
-    """Run every selected case (four at a time: the machine is shared), keep its result."""
+def ports():
+    """{"port": a closed port, "auth": a server answering 401} for the cases' {placeholders}."""
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WantsCredentials)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    # `port`: nothing listens there once the probe socket is closed.
-    ports = {"port": free_port(), "auth": proxy.server_address[1]}
-    selected = {item.callspec.params["name"] for item in request.session.items
-                if item.module is request.module and hasattr(item, "callspec")}
-    work = {}
-    for name, case in CASES.items():
-        if name not in selected:
-            continue
-        tmp = tmp_path_factory.mktemp("bad-input")
-        if case.setup is not None:
-            case.setup(tmp)
-        if case.store == "migrated":
-            (tmp / "mlflow.db").write_bytes(migrated_store.read_bytes())
-        env = cli_env(**{k: v.format(**ports) for k, v in case.env.items()})
-        work[name] = (tmp, _command(case, tmp, ports), env)
-
-    def run(item):
-        name, (tmp, command, env) = item
-        try:
-            return name, (tmp, run_cli(*command, cwd=tmp, timeout=90, env=env))
-        except subprocess.TimeoutExpired as timeout:  # a hang is a failure of that case only
-            return name, (tmp, subprocess.CompletedProcess(command, -1, str(timeout.stdout),
-                                                           f"timed out: {timeout}"))
-
     try:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            return dict(pool.map(run, work.items()))
+        # `port`: nothing listens there once the probe socket is closed.
+        yield {"port": free_port(), "auth": proxy.server_address[1]}
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+@pytest.fixture
+def outcome(name, tmp_path, ports, migrated_store):
+    """(directory, finished process) of the case `name`, run as a real `mlplab` command.
+
+    One case per test, so pytest-xdist spreads the cases over its workers."""
+    case, tmp = CASES[name], tmp_path
+    if case.setup is not None:
+        case.setup(tmp)
+    if case.store == "migrated":
+        (tmp / "mlflow.db").write_bytes(migrated_store.read_bytes())
+    env = cli_env(**{k: v.format(**ports) for k, v in case.env.items()})
+    command = _command(case, tmp, ports)
+    try:
+        return tmp, run_cli(*command, cwd=tmp, timeout=90, env=env)
+    except subprocess.TimeoutExpired as timeout:  # a hang is a failure of that case only
+        return tmp, subprocess.CompletedProcess(command, -1, str(timeout.stdout),
+                                                f"timed out: {timeout}")
 
 
 def test_at_least_25_cases():
@@ -292,9 +286,9 @@ def test_at_least_25_cases():
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_exits_2_with_one_line_and_no_run(name, outcomes):
+def test_bad_input_exits_2_with_one_line_and_no_run(name, outcome):
     case = CASES[name]
-    tmp, proc = outcomes[name]
+    tmp, proc = outcome
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, f"status {proc.returncode}; stderr:\n{proc.stderr}"
     assert len(lines) == 1, f"expected one stderr line, got:\n{proc.stderr}"

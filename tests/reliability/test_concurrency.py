@@ -79,6 +79,10 @@ def check_store(db: Path, tmp: Path, checkpoints_of) -> None:
         assert LOCKED not in log.read_text(errors="replace").lower(), log
 
 
+# Both cases are slow (eleven jobs each, 40-60 s of CPU): CI runs them with `-m slow`. The
+# default run keeps six processes writing one store (tests/tracking/test_mlflow_store.py)
+# and parallel sweeps into one store (test_divergence.py, tests/cli/test_cli_sweep.py).
+@pytest.mark.slow
 @pytest.mark.timeout(700)
 def test_two_sweeps_share_a_new_sqlite_store(tmp_path):
     db = tmp_path / "shared" / "mlflow.db"  # neither sweep finds it: both race to create it
@@ -124,6 +128,7 @@ def mlflow_server(tmp_path, migrated_store):
         log.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(800)
 def test_two_sweeps_share_an_mlflow_server(tmp_path, mlflow_server):
     uri, db, artifacts = mlflow_server

@@ -54,16 +54,21 @@ def all_metrics(db, run_id) -> dict[str, list[tuple[int, float]]]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, migrated_store):
-    """(store, run id) of the uninterrupted run."""
-    tmp = tmp_path_factory.mktemp("reference")
-    db = tmp / "mlflow.db"
-    db.write_bytes(migrated_store.read_bytes())
-    proc = run_cli(*train_args(tmp, db, *RUN), cwd=tmp, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    run = only_run(db)
-    assert run["status"] == "FINISHED"
-    return db, run["run_id"]
+def reference(once_per_run, migrated_store):
+    """(store, run id) of the uninterrupted run: one for the whole run (read, never
+    written), whichever xdist workers the tests of this module land on."""
+
+    def train(tmp):
+        db = tmp / "mlflow.db"
+        db.write_bytes(migrated_store.read_bytes())
+        proc = run_cli(*train_args(tmp, db, *RUN), cwd=tmp, timeout=180)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        run = only_run(db)
+        assert run["status"] == "FINISHED"
+        return run["run_id"]
+
+    tmp, run_id = once_per_run("kill-resume-reference", train)
+    return tmp / "mlflow.db", run_id
 
 
 def start_and_wait(tmp, store, *, logged_steps: int):

@@ -13,19 +13,3 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def tracking_uri(tmp_path_factory) -> str:
     """One private SQLite MLflow store for the session's runs."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-
-
-_WALL_TIMES: list[tuple[str, float]] = []
-
-
-@pytest.fixture
-def wall_times() -> list[tuple[str, float]]:
-    """Append (label, seconds) for each timed run; they are listed at the end of the session."""
-    return _WALL_TIMES
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _WALL_TIMES:
-        terminalreporter.section("tutorial reproduction wall times")
-        for label, seconds in _WALL_TIMES:
-            terminalreporter.write_line(f"{seconds:9.1f} s  {label}")

@@ -1,7 +1,8 @@
-"""A fresh SQLite MLflow store per test, copied from one created per session.
+"""A fresh SQLite MLflow store per test, copied from the run's migrated template.
 
 Creating a store runs MLflow's schema migrations, which take seconds (more on a busy
-machine); copying an already-migrated empty database file takes milliseconds.
+machine); copying an already-migrated empty database file takes milliseconds. The
+template (`migrated_store`) is made once per run, in tests/conftest.py.
 """
 
 import shutil
@@ -9,17 +10,8 @@ import shutil
 import pytest
 
 
-@pytest.fixture(scope="session")
-def empty_store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    from mlplab.tracking import get_client
-
-    get_client(f"sqlite:///{path}")
-    return path
-
-
 @pytest.fixture
-def uri(tmp_path, empty_store):
+def uri(tmp_path, migrated_store):
     """The tracking URI of an empty store in this test's tmp_path."""
-    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    shutil.copy(migrated_store, tmp_path / "mlflow.db")
     return f"sqlite:///{tmp_path}/mlflow.db"

@@ -4,6 +4,7 @@ bands checked against the statistics module, and the figures a sweep's parent ge
 from __future__ import annotations
 
 import math
+import shutil
 import statistics
 
 import numpy as np
@@ -23,13 +24,14 @@ def fake_loss(lr, optimizer, seed):
 
 
 @pytest.fixture(scope="module")
-def sweep_children(tmp_path_factory):
+def sweep_children(tmp_path_factory, migrated_store):
     """A sweep's children as MLflow stores them: every param a string, plus bookkeeping
     params that differ per run (run_name) or not at all (dataset.name), one failed child."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
 
     root = tmp_path_factory.mktemp("sweep_store")
+    shutil.copy(migrated_store, root / "mlflow.db")
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.create_experiment("sweep", artifact_location=(root / "a").as_uri())
     for lr in LRS:

@@ -4,6 +4,7 @@ in-memory network predicts, in the data's original units."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import numpy as np
@@ -199,10 +200,11 @@ def test_affine_parameters_read_and_probed():
 
 
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
+def tracking(tmp_path_factory, migrated_store):
     from mlflow import MlflowClient
 
     root = tmp_path_factory.mktemp("store")
+    shutil.copy(migrated_store, root / "mlflow.db")
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.create_experiment("pyfunc", artifact_location=(root / "art").as_uri())
     return client, experiment
