@@ -24,6 +24,7 @@ from mlplab.config.preflight import check_command_line, skip_recomposing
 from mlplab.errors import ConfigError, DataError, MlplabError
 from mlplab.job import JobOutcome, context_from_hydra, run_job
 from mlplab.multirun.callbacks import close_unfinished_sweeps
+from mlplab.multirun.progress import note_job_outcome
 from mlplab.multirun.sweeps import stops_on_signal
 from mlplab.signals import EXIT_STATUS, SweepInterrupted, signal_of_killed_run
 
@@ -52,6 +53,8 @@ def run_task(cfg: DictConfig, report: JobReport) -> float:
             log.error("mlplab: error: %s", error)
         return math.nan
     report.outcome = outcome
+    if context.sweep_dir is not None:  # for the sweep's live line
+        note_job_outcome(context.sweep_dir, outcome)
     _stop_sweep_if_killed(context, outcome)
     return outcome.value
 
