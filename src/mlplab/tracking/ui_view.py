@@ -88,10 +88,14 @@ def default_monitor(records: Sequence[RunRecord]) -> tuple[str | None, str]:
     """(metric, mode) the runs were tuned on: the most common `trainer.monitor` and
     `trainer.mode` params (or `objective_metric` tag, minimised), else val_loss or
     test_loss, whichever they have, minimised."""
-    named = Counter((r.params.get("trainer.monitor") or r.tags["objective_metric"],
-                     r.params.get("trainer.mode", "min"))
+    def param(r, key):
+        value = r.params.get(key)
+        return None if value in (None, "", "null") else value
+
+    named = Counter((param(r, "trainer.monitor") or r.tags["objective_metric"],
+                     param(r, "trainer.mode") or "min")
                     for r in records
-                    if r.params.get("trainer.monitor") or r.tags.get("objective_metric"))
+                    if param(r, "trainer.monitor") or r.tags.get("objective_metric"))
     if named:
         return named.most_common(1)[0][0]
     keys = {k for r in records for k in r.metrics}
