@@ -7,8 +7,8 @@ menu lists such tags by name. The tag holds an envelope `{"name", "createdAt", "
 page's search facets and UI state. What the state sets here:
 
 - columns (`selectedColumns`, `columnOrder`, `columnWidths`): the run name, wide enough to
-  read, then the final `train_*`, `val_*`, `test_*` metrics the runs have (the monitored one
-  first), then the params that vary across the runs, the dataset and the logged models;
+  read, the monitored metric, the params that vary across the runs, the other final
+  `val_*`, `test_*`, `train_*` metrics the runs have, the dataset and the logged models;
 - order (`orderByKey`, `orderByAsc`): the monitored metric, best first. The UI nests
   children under their parent only when sorting by start time, and a saved view cannot
   expand a parent (it drops `runsExpanded`); so the runs are grouped by the `mlplab.sweep`
@@ -113,14 +113,15 @@ def _params_to_show(records: Sequence[RunRecord], first: Sequence[str]) -> list[
 
 
 def _name_width(records: Iterable[RunRecord]) -> int:
-    """Pixels for the run-name column: about 7 per character of the longest name."""
+    """Pixels for the run-name column: the longest name (~6.5 px a character), within
+    200-360."""
     longest = max((len(r.name) for r in records), default=10)
-    return int(min(360, max(200, 7 * longest + 40)))
+    return int(min(360, max(200, 6.5 * longest + 30)))
 
 
 def _header_width(key: str, least: int = 70) -> int:
-    """Pixels for a column headed by `key` (the table's headers are ~7 px a character)."""
-    return max(least, min(200, 7 * len(key) + 30))
+    """Pixels for a column headed by `key` (~6.5 px a character, and the sort arrow)."""
+    return int(max(least, min(200, 6.5 * len(key) + 30)))
 
 
 def _chart_base(uuid: str, section: str, kind: str, runs: int, name: str) -> dict:
@@ -168,9 +169,9 @@ def view_state(records: Sequence[RunRecord], monitor: str | None, mode: str = "m
     first = [column("metrics", m) for m in metrics[:1]]
     selected = (first + [column("params", p) for p in params]
                 + [column("metrics", m) for m in metrics[1:]] + list(TRAILING_COLUMNS))
-    widths = {RUN_NAME_COLUMN: _name_width(records), "runDateAndNestInfo": 140,
-              "duration": 80}
-    widths.update({column("metrics", m): _header_width(m, 110) for m in metrics})
+    widths = {RUN_NAME_COLUMN: _name_width(records), "runDateAndNestInfo": 130,
+              "duration": 75}
+    widths.update({column("metrics", m): _header_width(m, 95) for m in metrics})
     widths.update({column("params", p): _header_width(p) for p in params})
     state = {
         "searchFilter": search_filter, "startTime": "ALL", "lifecycleFilter": "Active",
