@@ -24,7 +24,7 @@ from mlplab.config.preflight import check_command_line, skip_recomposing
 from mlplab.errors import ConfigError, DataError, MlplabError
 from mlplab.job import JobOutcome, context_from_hydra, run_job
 from mlplab.multirun.callbacks import close_unfinished_sweeps
-from mlplab.multirun.progress import note_job_outcome
+from mlplab.multirun.progress import note_job_outcome, stop_live_lines
 from mlplab.multirun.sweeps import stops_on_signal
 from mlplab.signals import EXIT_STATUS, SweepInterrupted, signal_of_killed_run
 
@@ -121,6 +121,7 @@ def train_main(args: list[str]) -> int:
         with skip_recomposing(checked):
             _run_hydra(args, report)
     except KeyboardInterrupt as stop:  # outside a training loop, or a grid sweep stopped
+        stop_live_lines()  # the sweep's progress line must not run into the error line
         name = getattr(stop, "signal_name", "SIGINT")
         what = ("sweep stopped; the runs it finished are kept and its parent run is closed "
                 "with a stop_reason tag" if parsed.multirun else "run stopped")

@@ -151,11 +151,8 @@ class SweepProgress(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if not progress.interactive():
             return
+        # A grid's size is known; an Optuna study may have trials from earlier runs.
         total = grid_size(config)
-        if total is None:  # the Optuna sweeper: trials times seeds
-            trials = OmegaConf.select(config, "hydra.sweeper.n_trials", default=None)
-            seeds = OmegaConf.select(config, "hydra.sweeper.seeds", default=None) or [0]
-            total = int(trials) * len(seeds) if isinstance(trials, int) else None
         self.line = progress.LiveLine(str(config.hydra.sweep.dir),
                                       _first(config, MONITOR_KEYS, None),
                                       _first(config, MODE_KEYS, "min").lower(), total).start()

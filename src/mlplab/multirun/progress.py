@@ -9,7 +9,8 @@ them twice a second and redraws one line:
 
     sweep: 9/16 · 2 running · 1 failed · 1 pruned · best test_loss 0.0266 (quick_moons/...)
 
-Log records written in this process clear the line first, so they never land on it.
+Log records written in this process clear the line first, so they never land on it (those
+of worker processes may: they write to the same terminal without asking).
 """
 
 from __future__ import annotations
@@ -119,13 +120,21 @@ class LiveLine:
                                         daemon=True)
 
     def start(self) -> LiveLine:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(self._filter)
+        self._attach()
         self._thread.start()
+        _SHOWN.append(self)
         return self
+
+    def _attach(self) -> None:
+        # Each job of the basic launcher sets Hydra's job logging up again, with new
+        # handlers: the filter is put on whatever handlers are there, at every tick.
+        for handler in logging.getLogger().handlers:
+            if self._filter not in handler.filters:
+                handler.addFilter(self._filter)
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
+            self._attach()
             states = read_states(self.sweep_dir)
             if states:
                 self.draw(summary_line(states, self.monitor, self.mode, self.total))
@@ -145,12 +154,24 @@ class LiveLine:
                 self._shown = ""
 
     def stop(self) -> None:
+        if self in _SHOWN:
+            _SHOWN.remove(self)
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2 * POLL_SECONDS)
         for handler in logging.getLogger().handlers:
             handler.removeFilter(self._filter)
         self.clear()
+
+
+# The lines being drawn in this process: a sweep stopped by a signal skips Hydra's end of
+# sweep, so the CLI stops them (`stop_live_lines`) before it reports the stop.
+_SHOWN: list[LiveLine] = []
+
+
+def stop_live_lines() -> None:
+    for line in list(_SHOWN):
+        line.stop()
 
 
 def interactive(stream=None) -> bool:
