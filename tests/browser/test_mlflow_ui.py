@@ -1,12 +1,14 @@
-"""A real sweep seen in the real MLflow UI through a real browser.
+"""What the MLflow UI shows at first sight, through a real browser, with no click.
 
-`mlplab train -m` writes a small sweep into a temporary store, `mlplab ui` serves it and
-prints the runs-table URL, and headless Chromium (Debian's, driven by playwright) opens
-that URL: the sweep's parent row must expand to its children, and their monitored metric
-must read as the store holds it. Skips only when no Chromium binary or no playwright is
-available (`.ci/install-browser` installs Chromium).
+`mlplab train` writes a single run and a small sweep into a temporary store, `mlplab ui`
+serves it and prints a URL, and headless Chromium (Debian's, driven by playwright) opens
+that URL and does nothing else. The page must show, inside the runs table's visible area,
+the final metrics' column headers, the swept params' headers and (for the sweep) every
+child's row with its monitored metric as the store holds it. Skips only when no Chromium
+binary or no playwright is available (`.ci/install-browser` installs Chromium).
 
-Set MLPLAB_UPDATE_SCREENSHOTS=1 to refresh docs/images/mlflow_ui_sweep.png from the run.
+Set MLPLAB_UPDATE_SCREENSHOTS=1 to write the sweep's first screen to
+docs/images/mlflow_ui_sweep.png (the README's screenshot).
 """
 
 from __future__ import annotations
@@ -28,107 +30,111 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "mlflow_ui_sweep.png"
-EXPERIMENT = "quick_moons"
-SWEPT = "optimizer.lr"
-LEARNING_RATES = ("0.03", "0.3")
-SEEDS = ("0", "1")
+VIEWPORT = {"width": 1920, "height": 900}  # a desktop browser window
+SWEEP, SINGLE = "quick_moons", "one_run"
+SWEPT = ("optimizer.lr", "seed")
+METRICS = ("test_loss", "test_accuracy", "train_loss", "train_accuracy")
 
 
-@pytest.fixture(scope="module")
-def sweep_store(tmp_path_factory):
-    """A store holding one sweep of quick_moons: two learning rates x two seeds."""
-    root = tmp_path_factory.mktemp("ui_store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    command = [sys.executable, "-m", "mlplab", "train", "-m", f"experiment={EXPERIMENT}",
-               f"{SWEPT}={','.join(LEARNING_RATES)}", f"seed={','.join(SEEDS)}",
-               "logger.plots=false", "logger.log_model=false",
-               f"hydra.sweep.dir={root / 'lr_sweep'}"]
+def _train(root, uri, *args):
+    command = [sys.executable, "-m", "mlplab", "train", *args, "logger.plots=false",
+               "logger.log_model=false", f"hydra.run.dir={root / 'run'}",
+               f"hydra.sweep.dir={root / 'sweep'}"]
     done = subprocess.run(command, env=venv_env({"MLFLOW_TRACKING_URI": uri}), cwd=root,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    return root, uri
 
 
-def stored_sweep(uri):
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A store with one experiment holding a single run and one holding a 2 x 2 sweep."""
+    root = tmp_path_factory.mktemp("ui_store")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    _train(root, uri, f"experiment={SWEEP}", f"experiment_name={SINGLE}")
+    _train(root, uri, "-m", f"experiment={SWEEP}", "optimizer.lr=0.03,0.3", "seed=0,1")
+    return uri
+
+
+def runs_of(uri, experiment):
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    runs = client.search_runs([experiment.experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == len(LEARNING_RATES) * len(SEEDS)
-    return experiment.experiment_id, parents[0], children
+    found = client.get_experiment_by_name(experiment)
+    return found.experiment_id, client.search_runs([found.experiment_id])
 
 
-def launch_browser(playwright):
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (run .ci/install-browser)")
-def test_sweep_children_and_metrics_show_in_the_ui(sweep_store, tmp_path):
+def first_screen(uri, experiment, tmp_path):
+    """Start `mlplab ui`, open the URL it prints and wait for the table; return (url, the
+    playwright page's findings) after saving the screen to tmp_path/first_screen.png."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    root, uri = sweep_store
-    experiment_id, parent, children = stored_sweep(uri)
-    port = free_port()
-    command = [sys.executable, "-m", "mlplab", "ui", "--port", str(port),
-               "--tracking-uri", uri, "--experiment", EXPERIMENT]
+    command = [sys.executable, "-m", "mlplab", "ui", "--port", str(free_port()),
+               "--tracking-uri", uri, "--experiment", experiment]
     log_path = tmp_path / "ui.log"
     with background_process(command, log_path=log_path) as server:
         url = wait_for_output(r"http://127\.0\.0\.1:\d+/\S+", server, 180, log_path).group(0)
-        assert url.endswith(f"#/experiments/{experiment_id}/runs?workflowType=machine_learning")
         with sync_api.sync_playwright() as playwright:
-            browser = launch_browser(playwright)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(viewport={"width": 1600, "height": 500})
+                page = browser.new_page(viewport=VIEWPORT)
                 page.set_default_timeout(90_000)
-                text = show_sweep(page, url, parent.info.run_name,
-                                  [c.info.run_name for c in children])
-                page.screenshot(path=str(tmp_path / "mlflow_ui_sweep.png"))
+                page.goto(url)
+                page.locator(".ag-row").first.wait_for()
+                page.get_by_text(METRICS[0], exact=True).first.wait_for()
+                page.wait_for_timeout(1500)  # let the grid settle its column widths
+                page.screenshot(path=str(tmp_path / "first_screen.png"))
+                return url, findings(page)
             finally:
                 browser.close()
-    for child in children:
-        assert child.info.run_name in text
-        assert repr(child.data.metrics["test_loss"]) in text, child.data.metrics
+
+
+def findings(page) -> dict:
+    """The column headers and row texts that lie inside the grid's visible area."""
+    area = page.locator(".ag-root-wrapper").first.bounding_box()
+    right, bottom = area["x"] + area["width"], area["y"] + area["height"]
+
+    def inside(box):
+        return box is not None and box["x"] >= area["x"] - 1 and box["x"] + box["width"] <= \
+            right + 1 and box["y"] + box["height"] <= bottom + 1
+
+    headers = {cell.inner_text().strip() for cell in page.locator(".ag-header-cell").all()
+               if cell.is_visible() and inside(cell.bounding_box())}
+    rows = [row.inner_text() for row in page.locator(".ag-row").all()
+            if row.is_visible() and inside(row.bounding_box())]
+    return {"headers": headers, "rows": rows, "text": page.inner_text("body")}
+
+
+def _row_with(seen, text):
+    return any(text in row for row in seen["rows"])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (run .ci/install-browser)")
+def test_a_sweep_opens_on_its_metrics_swept_params_and_children(store, tmp_path):
+    experiment_id, runs = runs_of(store, SWEEP)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4
+    url, seen = first_screen(store, SWEEP, tmp_path)
+    assert url.endswith(f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+                        "&viewStateShareKey=mlplab")
+    assert set(METRICS) | set(SWEPT) <= seen["headers"], seen["headers"]
+    for child in children:  # every child's row is in sight, under its sweep's group
+        assert _row_with(seen, child.info.run_name), (child.info.run_name, seen["rows"])
+        assert repr(child.data.metrics["test_loss"]) in seen["text"]
+    [parent] = [r for r in runs if r.data.tags.get("mlplab.role") == "sweep"]
+    assert _row_with(seen, f"Group: {parent.info.run_name}")
+    best = min(children, key=lambda c: c.data.metrics["test_loss"])
+    order = [next(i for i, row in enumerate(seen["rows"]) if c.info.run_name in row)
+             for c in children]
+    assert min(order) == order[children.index(best)]  # best first
     if os.environ.get("MLPLAB_UPDATE_SCREENSHOTS") == "1":
         DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp_path / "mlflow_ui_sweep.png", DOCS_IMAGE)
+        shutil.copyfile(tmp_path / "first_screen.png", DOCS_IMAGE)
 
 
-def show_sweep(page, url: str, parent_name: str, child_names) -> str:
-    """Open the runs table, expand the sweep, show its metric and param columns; return
-    the page's text. Selectors are those of MLflow 3.17's UI."""
-    page.goto(url)
-    page.get_by_text(parent_name, exact=True).wait_for()
-    assistant = page.locator('button[data-component-id="mlflow.assistant.chat_panel.close"]')
-    if assistant.count():  # the assistant side panel would squeeze the table
-        assistant.first.click()
-    # Children are collapsed under their parent: the +/- button in the run-name cell.
-    page.locator('button[data-component-id*="runnamecellrenderer"]').first.click()
-    for name in child_names:
-        page.get_by_text(name, exact=True).wait_for()
-    # Metrics and params start hidden; the column picker shows them (and hides the rest).
-    page.get_by_role("button", name="Columns", exact=True).click()
-    picker = page.locator('[data-component-type="popover"]')
-    picker.locator('[title^="Metrics ("]').first.click()  # every metric
-    search = page.get_by_placeholder("Search columns")
-    for toggle in (SWEPT, "Dataset", "Source", "Models"):  # the swept param on, empty
-        search.fill(toggle)  # columns off; searching keeps the long param list short
-        picker.get_by_text(toggle, exact=True).first.click()
-    search.fill("")
-    page.keyboard.press("Escape")
-    page.get_by_text("test_loss", exact=True).first.wait_for()
-    widen_run_names(page)
-    return page.inner_text("body")
-
-
-def widen_run_names(page, pixels=180) -> None:
-    """Drag the run-name column wider so the screenshot shows whole names (cosmetic)."""
-    handle = page.locator('.ag-header-cell[col-id*="Run Name"] .ag-header-cell-resize').first
-    box = handle.bounding_box(timeout=5_000)
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    handle.hover()
-    page.mouse.down()
-    for dx in range(0, pixels + 1, 10):  # small steps: the grid tracks pointer moves
-        page.mouse.move(x + dx, y)
-    page.mouse.up()
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (run .ci/install-browser)")
+def test_a_single_run_opens_on_its_metrics(store, tmp_path):
+    experiment_id, [run] = runs_of(store, SINGLE)
+    url, seen = first_screen(store, SINGLE, tmp_path)
+    assert url.endswith("&viewStateShareKey=mlplab")
+    assert set(METRICS) <= seen["headers"], seen["headers"]
+    assert _row_with(seen, run.info.run_name)
+    assert repr(run.data.metrics["test_loss"]) in seen["text"]

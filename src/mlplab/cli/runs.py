@@ -1,52 +1,85 @@
 """`mlplab runs`: the logged runs as one table, optionally grouped (mean ± std over seeds).
 
-    mlplab runs --experiment quick_moons --sort test_loss
-    mlplab runs --filter 'params.optimizer.lr=0.1' --group-by optimizer.lr --markdown
+    mlplab runs --experiment quick_moons --sort test_loss --limit 5
+    mlplab runs --sweep latest --group-by optimizer.lr
+    mlplab runs --filter 'params.optimizer.lr=0.1' --format csv
+    mlplab runs --diff RUN_A RUN_B
 
-Sweep parent runs are left out (their children are the runs); `--filter` takes MLflow's
-search syntax, and also the short form `params.optimizer.lr=0.1` (dotted names quoted for
-MLflow automatically). Columns: the params that differ between the runs shown (or
-`--params`), then every metric's last value.
+Sweep parent runs are left out (their children are the runs); `--sweep latest|PARENT_ID`
+keeps one sweep's children. Rows are sorted (`--sort`), then cut to `--limit`. Grouped rows
+(`--group-by`) average the runs that completed: pruned and unfinished runs are left out
+unless `--include-pruned`, and `n` says how many runs each row holds. `--filter` takes
+MLflow's search syntax, and also the short form `params.optimizer.lr=0.1` (dotted names
+quoted for MLflow automatically). Columns: the params that differ between the runs shown
+(or `--params`), then every metric's last value. `--diff` prints the config keys (from each
+run's `config.yaml`) and final metrics that differ between two runs (ids or unique
+prefixes, as the table shows them).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import math
 import re
-import statistics
 import sys
+import tempfile
+from pathlib import Path
+
+import yaml
 
 from mlplab.cli._common import raise_usage_error
+from mlplab.cli.runs_table import (
+    FORMATS,
+    check_params,
+    diff_rows,
+    grouped_rows,
+    is_pruned,
+    param_columns,
+    render,
+    run_rows,
+    sort_rows,
+)
 from mlplab.errors import ConfigError, choices
+from mlplab.tracking.params import flatten_params
+from mlplab.tracking.store import (
+    check_store,
+    default_tracking_uri,
+    get_client,
+    resolve_tracking_uri,
+)
 
-# Params that say where a run was logged rather than what it trained.
-_BORING_PARAMS = re.compile(r"^(run_name|experiment_name|data_dir|logger\..*|trial\..*|tags"
-                            r"|trainer\.(progress|blas_threads|resume))$")
 _SHORT_CONDITION = re.compile(
     r"^\s*(?:(params|metrics|tags|attributes)\.)?([\w.\-/]+)\s*(<=|>=|!=|=|<|>)\s*(.+?)\s*$")
-MAX_AUTO_PARAMS = 8
+STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+SWEEP_ROLE_FILTER = "tags.`mlplab.role` = 'sweep'"
+PAGE = 1000  # runs per search request (MLflow's own page size)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplab runs", description=__doc__.split("\n")[0])
     parser.add_argument("--experiment", action="append", metavar="NAME",
                         help="experiment name (repeatable; default: every experiment)")
+    parser.add_argument("--sweep", metavar="latest|PARENT_ID",
+                        help="only the children of this sweep (latest: the newest sweep)")
     parser.add_argument("--filter", action="append", default=[], metavar="EXPR",
                         help="MLflow filter, or KEY=VALUE such as params.optimizer.lr=0.1")
-    parser.add_argument("--sort", metavar="METRIC",
+    parser.add_argument("--sort", metavar="COLUMN",
                         help="sort by this metric (or param); --sort=-METRIC for descending")
     parser.add_argument("--group-by", nargs="+", default=[], metavar="PARAM",
                         help="one row per value of these params: mean ± std of each metric")
+    parser.add_argument("--include-pruned", action="store_true",
+                        help="with --group-by, also average pruned and unfinished runs")
     parser.add_argument("--params", metavar="P1,P2", help="param columns to show")
-    parser.add_argument("--status", default=None, help="only runs with this status")
-    parser.add_argument("--limit", type=int, default=10000, help="at most this many runs")
+    parser.add_argument("--status", default=None, metavar="STATUS",
+                        help=f"only runs with this status ({', '.join(STATUSES)})")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many rows")
+    parser.add_argument("--diff", nargs=2, metavar=("RUN_A", "RUN_B"),
+                        help="the config keys and final metrics that differ between two runs")
+    parser.add_argument("--format", choices=FORMATS, default=None,
+                        help="table (default), csv, json or markdown")
     parser.add_argument("--tracking-uri", default=None, help="the MLflow store to read")
     output = parser.add_mutually_exclusive_group()
-    output.add_argument("--csv", action="store_true", help="CSV on stdout")
-    output.add_argument("--markdown", action="store_true", help="a Markdown table")
+    output.add_argument("--csv", action="store_true", help="same as --format csv")
+    output.add_argument("--markdown", action="store_true", help="same as --format markdown")
     return parser
 
 
@@ -68,144 +101,156 @@ def mlflow_filter(expressions: list[str]) -> str:
     return " and ".join(parts)
 
 
-def _search(client, experiment_ids, filter_string, limit) -> list:
+def open_store(value: str | None):
+    """A client of an existing store, or a one-line ConfigError; never creates one (nor
+    its directory: the check comes before `check_store`, which makes directories)."""
+    uri = resolve_tracking_uri(value)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(f"--tracking-uri: no MLflow store at {uri.removeprefix('sqlite:///')}"
+                          f"; valid choices: an existing store (a path ending in .db, "
+                          f"sqlite:///PATH or an MLflow server's http(s):// URL), by default "
+                          f"{default_tracking_uri().removeprefix('sqlite:///')} once a run "
+                          "has been logged")
+    return get_client(check_store(uri, key="--tracking-uri"))
+
+
+def search(client, experiment_ids, filter_string) -> list:
+    """Every run matching the filter (all pages); a filter MLflow cannot parse is a
+    one-line ConfigError."""
+    # Imported here for start-up speed: bad options are reported before MLflow loads.
+    from mlflow.exceptions import MlflowException
+
     runs, token = [], None
-    while len(runs) < limit:
-        page = client.search_runs(experiment_ids, filter_string=filter_string,
-                                  max_results=min(1000, limit - len(runs)), page_token=token)
+    while True:
+        try:
+            page = client.search_runs(experiment_ids, filter_string=filter_string,
+                                      max_results=PAGE, page_token=token)
+        except MlflowException as error:
+            if error.error_code != "INVALID_PARAMETER_VALUE":
+                raise
+            reason = str(error.message).splitlines()[0]
+            raise ConfigError(f"--filter: {reason}; valid choices: MLflow's search syntax "
+                              "(metrics.test_loss < 0.5 and params.`optimizer.lr` = '0.1') "
+                              "or KEY=VALUE conditions joined by 'and'") from None
         runs.extend(page)
         token = page.token
         if not token:
-            break
-    return runs
+            return runs
 
 
 def _experiments(client, names: list[str] | None) -> dict[str, str]:
     """{experiment_id: name} of the named experiments (all when no names)."""
+    known = {e.experiment_id: e.name for e in client.search_experiments()}
     if not names:
-        return {e.experiment_id: e.name for e in client.search_experiments()}
+        return known
     found = {}
     for name in names:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            known = [e.name for e in client.search_experiments()]
+        ids = [i for i, n in known.items() if n == name]
+        if not ids:
             raise ConfigError(f"--experiment: no experiment {name!r} in the store; valid "
-                              f"choices: {choices(known) or '(none yet)'}")
-        found[experiment.experiment_id] = name
+                              f"choices: {choices(known.values()) or '(none yet)'}")
+        found[ids[0]] = name
     return found
 
 
-def _param_columns(runs, requested: str | None, group_by: list[str]) -> list[str]:
-    if requested:
-        return [p.strip() for p in requested.split(",") if p.strip()]
-    keys = sorted({k for r in runs for k in r.data.params if not _BORING_PARAMS.match(k)})
-    varying = [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
-    return [k for k in varying if k not in group_by][:MAX_AUTO_PARAMS]
+def find_sweep(client, experiment_ids, wanted: str):
+    """The parent run `--sweep` names: the newest sweep for `latest`, else the one whose
+    id is (or starts with) `wanted`."""
+    parents = search(client, experiment_ids, SWEEP_ROLE_FILTER)
+    parents.sort(key=lambda r: r.info.start_time or 0, reverse=True)
+    if wanted == "latest":
+        matches = parents[:1]
+    else:
+        matches = [r for r in parents if r.info.run_id.startswith(wanted)]
+    if len(matches) != 1:
+        shown = [r.info.run_id[:8] for r in parents[:5]]
+        what = "no sweep" if not matches else f"{len(matches)} sweeps"
+        raise ConfigError(f"--sweep: {what} matches {wanted!r}; valid choices: latest, or a "
+                          f"sweep's parent run id ({choices(shown) or 'no sweep logged yet'})")
+    return matches[0]
 
 
-def _number(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+def find_run(client, experiment_ids, wanted: str, option: str = "--diff"):
+    """The run with id `wanted`, or the only one whose id starts with it."""
+    from mlflow.exceptions import MlflowException  # start-up speed, as in `search`
+
+    try:
+        return client.get_run(wanted)
+    except MlflowException:
+        pass
+    matches = [r for r in search(client, experiment_ids, None)
+               if r.info.run_id.startswith(wanted)]
+    if len(matches) != 1:
+        what = "no run" if not matches else f"{len(matches)} runs"
+        raise ConfigError(f"{option}: {what} with an id starting {wanted!r}; valid choices: "
+                          "the run ids (or unique prefixes) `mlplab runs` lists")
+    return matches[0]
 
 
-def run_rows(runs, experiments, params, metrics) -> tuple[list[str], list[list]]:
-    header = ["run_id", "experiment", "run_name", "status", *params, *metrics]
-    rows = [[r.info.run_id[:8], experiments.get(r.info.experiment_id, ""), r.info.run_name or "",
-             r.info.status, *(r.data.params.get(p, "") for p in params),
-             *(r.data.metrics.get(m) for m in metrics)] for r in runs]
-    return header, rows
+def run_config(client, run) -> dict[str, str]:
+    """The run's logged config.yaml, flattened; its params when it has none."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="mlplab-diff-") as scratch:
+            path = client.download_artifacts(run.info.run_id, "config.yaml", scratch)
+            config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 -- no artifact, or not YAML: the params are the config
+        return dict(run.data.params)
+    return flatten_params(config) if isinstance(config, dict) else dict(run.data.params)
 
 
-def grouped_rows(runs, group_by, metrics) -> tuple[list[str], list[list]]:
-    """One row per distinct value of the group-by params: n and mean ± std per metric
-    (sample standard deviation; 0 for a group of one)."""
-    groups: dict[tuple, list] = {}
-    for run in runs:
-        groups.setdefault(tuple(run.data.params.get(p, "") for p in group_by), []).append(run)
-    header = [*group_by, "n"] + [m for metric in metrics for m in (metric, f"{metric}_std")]
-    rows = []
-    for key, members in groups.items():
-        row = [*key, len(members)]
-        for metric in metrics:
-            values = [r.data.metrics[metric] for r in members
-                      if metric in r.data.metrics and math.isfinite(r.data.metrics[metric])]
-            row += ([statistics.fmean(values), statistics.stdev(values) if len(values) > 1
-                     else 0.0] if values else [None, None])
-        rows.append(row)
-    return header, rows
-
-
-def _sort(header, rows, key: str | None) -> None:
-    if not key:
-        return
-    descending = key.startswith("-")
-    key = key.lstrip("-")
-    if key not in header:
-        raise ConfigError(f"--sort: no column {key!r}; valid choices: {choices(header)}")
-    column = header.index(key)
-
-    def order(row):
-        value = row[column]
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return (1, 0.0, str(value))
-        return (0 if math.isfinite(number) else 1, -number if descending else number, "")
-
-    rows.sort(key=order)
-
-
-def render(header, rows, *, fmt: str, grouped: bool) -> str:
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
-        return out.getvalue()
-    shown_header, shown = header, [[_number(v) for v in row] for row in rows]
-    if grouped:  # fold the *_std columns into "mean ± std"
-        keep = [i for i, h in enumerate(header) if not h.endswith("_std")]
-        shown_header = [header[i] for i in keep]
-        shown = [[cells[i] + (f" ± {cells[i + 1]}" if i + 1 < len(header) and header[i + 1]
-                              .endswith("_std") and cells[i] else "") for i in keep]
-                 for cells in shown]
-    if fmt == "markdown":
-        lines = ["| " + " | ".join(shown_header) + " |",
-                 "|" + "|".join("---" for _ in shown_header) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in shown]
-        return "\n".join(lines) + "\n"
-    widths = [max(len(str(c)) for c in column) for column in zip(shown_header, *shown,
-                                                                  strict=False)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [shown_header, *shown]]
-    return "\n".join(lines) + "\n"
+def _diff(client, experiments, wanted, fmt: str) -> int:
+    run_a, run_b = (find_run(client, list(experiments), w) for w in wanted)
+    rows = diff_rows(run_config(client, run_a), run_config(client, run_b),
+                     dict(run_a.data.metrics), dict(run_b.data.metrics))
+    header = ["kind", "key", run_a.info.run_id[:8], run_b.info.run_id[:8]]
+    if fmt == "table":
+        print(f"{header[2]} = {run_a.info.run_name}\n{header[3]} = {run_b.info.run_name}")
+        if not rows:
+            print("no config key or final metric differs")
+            return 0
+    sys.stdout.write(render(header, rows, fmt=fmt))
+    return 0
 
 
 def runs_main(argv: list[str]) -> int:
-    from mlplab.tracking.store import get_client
-
     parser = _parser()
     parser.error = raise_usage_error
     args = parser.parse_args(argv)
-    client = get_client(args.tracking_uri)
+    fmt = "csv" if args.csv else "markdown" if args.markdown else args.format or "table"
+    status = args.status.upper() if args.status else None
+    if status is not None and status not in STATUSES:
+        raise ConfigError(f"--status: unknown status {args.status!r}; valid choices: "
+                          f"{choices(STATUSES)}")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit: expected a positive integer, got {args.limit}")
+    client = open_store(args.tracking_uri)
     experiments = _experiments(client, args.experiment)
+    if args.diff:
+        return _diff(client, experiments, args.diff, fmt)
     filters = list(args.filter)
-    if args.status:
-        filters.append(f"attributes.status = '{args.status.upper()}'")
-    runs = _search(client, list(experiments), mlflow_filter(filters) or None, args.limit)
+    if status:
+        filters.append(f"attributes.status = '{status}'")
+    if args.sweep:
+        parent = find_sweep(client, list(experiments), args.sweep)
+        filters.append(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+        experiments = {parent.info.experiment_id: experiments[parent.info.experiment_id]}
+    runs = search(client, list(experiments), mlflow_filter(filters) or None)
     runs = [r for r in runs if r.data.tags.get("mlplab.role") != "sweep"]
     runs.sort(key=lambda r: (r.info.start_time or 0, r.info.run_name or ""))  # as they ran
     group_by = [g.removeprefix("params.") for g in args.group_by]
+    if group_by:
+        check_params("--group-by", group_by, runs)
+        if not args.include_pruned:  # stopped early or not at all: not comparable
+            runs = [r for r in runs if r.info.status == "FINISHED" and not is_pruned(r)]
     metrics = sorted({k for r in runs for k in r.data.metrics})
     if group_by:
         header, rows = grouped_rows(runs, group_by, metrics)
     else:
-        params = _param_columns(runs, args.params, group_by)
-        header, rows = run_rows(runs, experiments, params, metrics)
-    _sort(header, rows, args.sort)
-    fmt = "csv" if args.csv else "markdown" if args.markdown else "text"
-    if not runs and fmt == "text":
+        header, rows = run_rows(runs, experiments, param_columns(runs, args.params, group_by),
+                                metrics)
+    sort_rows(header, rows, args.sort)
+    rows = rows[:args.limit]
+    if not runs and fmt == "table":
         print("no runs found", file=sys.stderr)
         return 0
     sys.stdout.write(render(header, rows, fmt=fmt, grouped=bool(group_by)))

@@ -24,6 +24,7 @@ from mlplab.config.preflight import check_jobs
 from mlplab.errors import ConfigError, DataError, MlplabError
 from mlplab.job import JobOutcome, context_from_hydra, run_job
 from mlplab.multirun.callbacks import close_unfinished_sweep
+from mlplab.multirun.progress import note_job_outcome, stop_live_lines
 from mlplab.multirun.sweeps import stops_on_signal
 from mlplab.private_api import hydra_args_parser, hydra_errors_raised
 from mlplab.signals import EXIT_STATUS, SweepInterrupted, signal_of_killed_run
@@ -53,6 +54,8 @@ def run_task(cfg: DictConfig, report: JobReport) -> float:
             log.error("mlplab: error: %s", error)
         return math.nan
     report.outcome = outcome
+    if context.sweep_dir is not None:  # for the sweep's live line
+        note_job_outcome(context.sweep_dir, outcome)
     _stop_sweep_if_killed(context, outcome)
     return outcome.value
 
@@ -130,6 +133,7 @@ def train_main(args: list[str]) -> int:
         with checked:
             _run_hydra(args, report)
     except KeyboardInterrupt as stop:  # outside a training loop, or a grid sweep stopped
+        stop_live_lines()  # the sweep's progress line must not run into the error line
         # Hydra skipped the sweep's end: close its parent while MLflow can still be imported.
         close_unfinished_sweep(getattr(stop, "sweep_dir", None))
         name = getattr(stop, "signal_name", "SIGINT")

@@ -1,9 +1,13 @@
 """`mlplab ui`: the MLflow UI on the project's store, bound to 127.0.0.1.
 
-It starts `mlflow ui --backend-store-uri <store>`, waits until the server answers, then
-prints the runs-table URL of an experiment (`--experiment`, else the one with the latest
-run). The URL carries `workflowType=machine_learning`: MLflow 3's UI otherwise opens on its
-GenAI view, which has nothing to show for these runs. Ctrl-C (or SIGTERM) stops the server.
+It starts `mlflow ui --backend-store-uri <store>`, writes the comparison view of an
+experiment (`--experiment`, else the one with the latest run; see
+`mlplab.tracking.ui_view`) while the server starts, waits until the server answers, then
+prints the runs-table URL that opens on that view: metric and varying-param columns, runs
+best first, each sweep's children grouped under its name. The URL carries
+`workflowType=machine_learning`: MLflow 3's UI otherwise opens on its GenAI view, which has
+nothing to show for these runs. An experiment without runs opens on MLflow's default view.
+Ctrl-C (or SIGTERM) stops the server.
 """
 
 from __future__ import annotations
@@ -21,23 +25,19 @@ from urllib.parse import urlparse
 
 from mlplab.cli._common import raise_usage_error
 from mlplab.errors import ConfigError, choices
+from mlplab.tracking.ui_view import DEFAULT_UI_PORT, latest_runs, publish_experiment_view, view_url
 
 STARTUP_SECONDS = 120
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplab ui", description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--port", type=int, default=DEFAULT_UI_PORT)
     parser.add_argument("--host", default="127.0.0.1",
                         help="interface to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--experiment", metavar="NAME", help="experiment whose runs to open")
     parser.add_argument("--tracking-uri", default=None, help="the MLflow store to serve")
     return parser
-
-
-def runs_url(host: str, port: int, experiment_id: str) -> str:
-    return (f"http://{host}:{port}/#/experiments/{experiment_id}/runs"
-            "?workflowType=machine_learning")
 
 
 def _experiment_id(client, name: str | None) -> str:
@@ -112,9 +112,11 @@ def ui_main(argv: list[str]) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     try:
+        runs = latest_runs(client, experiment_id)  # while the server starts
+        key = publish_experiment_view(client, experiment_id, runs) if runs else None
         _wait_until_up(server, shown_host, args.port)
-        print(f"MLflow UI for {store}:\n{runs_url(shown_host, args.port, experiment_id)}",
-              flush=True)
+        url = view_url(f"http://{shown_host}:{args.port}", experiment_id, key)
+        print(f"MLflow UI for {store}:\n{url}", flush=True)
         server.wait()
     except KeyboardInterrupt:
         pass

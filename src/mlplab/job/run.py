@@ -26,9 +26,10 @@ from mlplab.job.build import build_model, build_optimizer, load_data, make_train
 from mlplab.job.context import JobContext
 from mlplab.nn.threads import blas_threads_in_use, set_blas_threads
 from mlplab.search.pruning import PruningCallback
+from mlplab.tracking.params import compared_params
 from mlplab.tracking.run import MlflowRun, run_to_resume
 from mlplab.tracking.store import get_client
-from mlplab.tracking.sweep import read_parent_run
+from mlplab.tracking.sweep import read_parent_run, sweep_tags
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,8 @@ def logged_config(cfg: DictConfig, dataset, name: str) -> dict:
     return resolved
 
 
-def _parent_run_id(context: JobContext) -> str | None:
-    if context.sweep_dir is None:
-        return None
-    parent = read_parent_run(context.sweep_dir)
-    return parent["run_id"] if parent else None
+def _parent_run(context: JobContext) -> dict | None:
+    return None if context.sweep_dir is None else read_parent_run(context.sweep_dir)
 
 
 def _latest_checkpoint(cfg: DictConfig, directory: str) -> Path:
@@ -141,12 +139,14 @@ def run_plots(cfg: DictConfig, context: JobContext):
 
 def make_mlflow_run(cfg: DictConfig, context: JobContext, dataset, name: str):
     """The MlflowRun of this job (not yet open): a sweep's child when a parent exists."""
-    logger = cfg.logger
-    tags = {**cfg.tags, "preset": context.preset, "blas_threads": str(blas_threads_in_use())}
+    logger, parent = cfg.logger, _parent_run(context)
+    tags = {**cfg.tags, "preset": context.preset, "blas_threads": str(blas_threads_in_use()),
+            **sweep_tags(parent)}
+    config = logged_config(cfg, dataset, name)
     return MlflowRun(
         cfg.experiment_name, tracking_uri=logger.tracking_uri, run_name=name,
-        config=logged_config(cfg, dataset, name), tags=tags, overrides=context.overrides,
-        parent_run_id=_parent_run_id(context), resume_run_id=cfg.trainer.resume,
+        config=config, params=compared_params(config), tags=tags, overrides=context.overrides,
+        parent_run_id=parent["run_id"] if parent else None, resume_run_id=cfg.trainer.resume,
         log_checkpoints=logger.log_checkpoints, dataset=dataset, plots=run_plots(cfg, context),
         log_model=logger.log_model)
 

@@ -4,7 +4,10 @@
 - `StopSweepOnSignal` makes SIGINT/SIGTERM between a grid sweep's jobs stop the sweep with
   an exception that names the sweep (`mlplab.signals`).
 - `MlflowSweepCallback` makes the sweep's parent run before any job starts and writes its
-  summary when the sweep ends (`mlplab.tracking.sweep` does the MLflow part).
+  summary when the sweep ends (`mlplab.tracking.sweep` does the MLflow part), then prints
+  the sweep's verdict (`mlplab.multirun.verdict`).
+- `SweepProgress` shows where a running sweep stands on an interactive terminal
+  (`mlplab.multirun.progress`); listed last, so its line is gone before the verdict.
 
 Hydra pickles its callbacks with every job it sends to a worker, so they keep little state.
 """
@@ -13,13 +16,18 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mlplab.multirun import progress
 from mlplab.multirun.sweeps import grid_sweep, logger_enabled
-from mlplab.multirun.worker_pool import call_in_pool, start_warm_up
+from mlplab.multirun.verdict import print_verdict
+from mlplab.multirun.worker_pool import call_in_pool, grid_size, start_warm_up
 from mlplab.signals import install_sweep_handlers, restore_sweep_handlers
 from mlplab.tracking.store import git_commit, resolve_tracking_uri
 from mlplab.tracking.sweep import (
@@ -69,6 +77,23 @@ def _first(config: DictConfig, keys, default):
     return default
 
 
+def swept_keys(config: DictConfig) -> list[str]:
+    """The config keys this sweep varies: sweep overrides of the command line and of
+    `hydra.sweeper.params` (grid values, Optuna's choice/range/interval), and the seed key
+    of an Optuna sweep over seeds. A group (`optimizer=sgd,adam`) is its name."""
+    lines = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    lines += [f"{key}={value}" for key, value in params.items()]
+    try:
+        parsed = OverridesParser.create().parse_overrides(lines)
+    except Exception:  # noqa: BLE001 -- preflight has reported bad overrides already
+        return []
+    keys = [o.key_or_group for o in parsed if o.is_sweep_override()]
+    if OmegaConf.select(config, "hydra.sweeper.seeds", default=None):
+        keys.append(str(OmegaConf.select(config, "hydra.sweeper.seed_key", default="seed")))
+    return list(dict.fromkeys(keys))
+
+
 class MlflowSweepCallback(Callback):
     """`hydra.callbacks.mlflow_sweep._target_: mlplab.multirun.callbacks.MlflowSweepCallback`.
 
@@ -104,7 +129,7 @@ class MlflowSweepCallback(Callback):
         summary = {"monitor": self.monitor or _first(config, MONITOR_KEYS, None),
                    "mode": (self.mode or _first(config, MODE_KEYS, "min")).lower(),
                    "plots": OmegaConf.to_container(plots) if OmegaConf.is_config(plots)
-                   else plots}
+                   else plots, "swept": swept_keys(config)}
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_parent_file(sweep_dir, {**parent, "summary": summary, "closed": False})
         # The last resort, for a stop nobody reported (too late to import MLflow if this
@@ -114,4 +139,44 @@ class MlflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         parent = claim_open_parent(Path(str(config.hydra.sweep.dir)))
         if parent is not None:
-            call_in_pool(config, summarize_or_fail, parent, False)
+            print_verdict(call_in_pool(config, summarize_or_fail, parent, False))
+
+
+class SweepProgress(Callback):
+    """`hydra.callbacks.sweep_progress._target_: mlplab.multirun.callbacks.SweepProgress`.
+
+    Each job records its state in the sweep directory (here when it starts and ends; the
+    CLI's task records how its run ended); the launching process draws the live line only
+    when its stderr is a terminal.
+    """
+
+    def __init__(self) -> None:
+        self.line: progress.LiveLine | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if not progress.interactive():
+            return
+        # A grid's size is known; an Optuna study may have trials from earlier runs.
+        total = grid_size(config)
+        self.line = progress.LiveLine(str(config.hydra.sweep.dir),
+                                      _first(config, MONITOR_KEYS, None),
+                                      _first(config, MODE_KEYS, "min").lower(), total).start()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        if self.line is not None:
+            self.line.stop()
+            self.line = None
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        job = config.hydra.job
+        progress.write_state(config.hydra.sweep.dir, job.num, "running", name=job.override_dirname)
+
+    def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        sweep_dir, num = config.hydra.sweep.dir, config.hydra.job.num
+        if (progress.read_state(sweep_dir, num) or {}).get("state") != "running":
+            return  # the task recorded how its run ended
+        failed = job_return.status != JobStatus.COMPLETED
+        value = None if failed else job_return.return_value
+        finite = isinstance(value, int | float) and math.isfinite(value)
+        progress.write_state(sweep_dir, num, "completed" if finite else "failed",
+                             value if finite else None, config.hydra.job.override_dirname)

@@ -23,6 +23,7 @@ from mlplab.errors import ConfigError, DataError
 from mlplab.job import JobContext, run_job
 from mlplab.job.build import build_model, load_data
 from mlplab.tracking.store import get_client
+from mlplab.training.trainer import resolve_log_every
 
 # Groups whose option is picked by the logged `name` (their schema depends on it).
 NAMED_GROUPS = ("dataset", "initializer", "optimizer", "schedule")
@@ -167,18 +168,51 @@ def compare_final(original: dict[str, float], reproduced: dict[str, float]):
     return [MetricComparison(k, original.get(k), reproduced.get(k)) for k in keys]
 
 
+def refuse_sweep_parent(run) -> None:
+    """A sweep's parent run trained nothing: say so, and name the child to re-run."""
+    tags = run.data.tags
+    if tags.get("mlplab.role") != "sweep":
+        return
+    best = tags.get("best_run_id")
+    hint = (f"its best child is {tags.get('best_run_name') or best} ({best}): "
+            f"mlplab reproduce {best}" if best else "it has no best child to re-run")
+    raise ConfigError(f"RUN_ID: run {run.info.run_id} is a sweep's parent run, which trained "
+                      f"nothing itself; {hint}; valid choices: a run that trained (see "
+                      f"`mlplab runs --sweep {run.info.run_id}`)")
+
+
+def pruned_epoch(original: LoggedRun) -> int | None:
+    """The epoch a pruned trial stopped at (its last logged step); None if not pruned."""
+    if original.run.data.tags.get("pruned") != "true" or not original.metrics:
+        return None
+    key = original.run.data.tags.get("objective_metric") or sorted(original.metrics)[0]
+    return max(m.step for m in original.client.get_metric_history(original.run_id, key))
+
+
 def rerun(run_id: str, overrides: list[str], tracking_uri: str | None) -> int:
-    """`mlplab reproduce RUN_ID [OVERRIDES]`: a new run from the logged config, compared."""
+    """`mlplab reproduce RUN_ID [OVERRIDES]`: a new run from the logged config, compared.
+
+    A pruned trial is re-run to the epoch where the pruner stopped it (no pruner runs now),
+    and compared there; a sweep's parent is refused, naming its best child."""
     client = get_client(tracking_uri)
     original = LoggedRun(client, run_id)
+    refuse_sweep_parent(original.run)
     cfg = config_from_logged(logged_config(client, run_id), overrides)
     tags = original.run.data.tags
+    stopped_at = pruned_epoch(original)
     with open_dict(cfg):
         cfg.logger.tracking_uri = client.tracking_uri
         cfg.trainer.resume = None  # a reproduction starts from scratch
         cfg.trial.number = cfg.trial.study_name = cfg.trial.storage = None  # no Optuna study
         cfg.run_name = f"{tags.get('mlflow.runName', run_id)} (reproduced)"
         cfg.tags = {**cfg.tags, "reproduces": run_id}
+        if stopped_at is not None:
+            # The same evaluations as the original (their cadence follows the epoch count
+            # when "auto"); schedules keep the epoch count they were logged with.
+            cfg.trainer.log_every = resolve_log_every(cfg.trainer.log_every, cfg.trainer.epochs)
+            cfg.trainer.epochs = stopped_at
+            print(f"run {run_id} was pruned at epoch {stopped_at}: re-running it to that epoch "
+                  "and comparing there")
     context = JobContext(preset=tags.get("preset", "default"),
                          overrides=[*tags.get("overrides", "").split(), *overrides])
     outcome = run_job(cfg, context)

@@ -59,8 +59,10 @@ def study_summary(study: optuna.Study, storage_url: str) -> dict[str, Any]:
     }
 
 
-def write_summary(study: optuna.Study, sweep_dir: Path, storage_url: str, space: Any) -> dict:
-    """Write `<sweep dir>/optuna_summary.json` and log it on the sweep's parent run."""
+def write_summary(study: optuna.Study, sweep_dir: Path, storage_url: str, space: Any,
+                  log_parent: bool = True) -> dict:
+    """Write `<sweep dir>/optuna_summary.json` and (with `log_parent`) log it on the
+    sweep's parent run."""
     summary = study_summary(study, storage_url)
     path = Path(sweep_dir) / SUMMARY_FILE
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -72,7 +74,7 @@ def write_summary(study: optuna.Study, sweep_dir: Path, storage_url: str, space:
                  best["params"])
     from mlplab.tracking.sweep import read_parent_run
 
-    parent = read_parent_run(sweep_dir)
+    parent = read_parent_run(sweep_dir) if log_parent else None
     if parent is not None:
         log_on_parent_run(parent, summary, path)
     return summary

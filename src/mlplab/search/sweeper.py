@@ -40,6 +40,18 @@ from mlplab.tracking.sweep import close_unfinished_sweep
 log = logging.getLogger(__name__)
 
 
+def complete_study_message(name: str, storage: str, done: int, budget: int, n_trials: int,
+                           grid) -> str:
+    """What re-running a finished study says: it is complete, and how to go on."""
+    head = f"Optuna study {name!r} ({storage}) is complete: {done} of {budget} trials done"
+    if grid is not None and budget < n_trials:  # the grid is exhausted, not the budget
+        return (f"{head}, every point of its grid; nothing to run. To go on, search a wider "
+                "space (a new study; or name one with hydra.sweeper.study_name=NAME)")
+    return (f"{head}; nothing to run. To extend it, run the same command with "
+            f"hydra.sweeper.n_trials={budget + max(1, budget // 2)} (any number above "
+            f"{done}); for a fresh study, set hydra.sweeper.study_name=NAME")
+
+
 class OptunaSweeperImpl(Sweeper):
     """Implementation of `MlplabOptunaSweeper` (see the module docstring)."""
 
@@ -131,6 +143,9 @@ class OptunaSweeperImpl(Sweeper):
 
         returns: list[list[JobReturn]] = []
         failures = 0
+        if count_done(study) >= budget:
+            log.warning(complete_study_message(self.study_name, self.storage_url,
+                                               count_done(study), budget, s["n_trials"], grid))
         while self.stop.signal_name is None and (remaining := budget - count_done(study)) > 0:
             trials = [study.ask(space.distributions) for _ in range(min(s["n_jobs"], remaining))]
             batch_returns, states = self._run_trials(trials, space, seeds)
@@ -143,7 +158,9 @@ class OptunaSweeperImpl(Sweeper):
         if self.stop.signal_name is not None:
             log.warning("Sweep stopped by %s; run the same command again to resume study %r",
                         self.stop.signal_name, self.study_name)
-        write_summary(study, sweep_dir, self.storage_url, space)
+        # A run that launched nothing leaves no parent run to log on (the tracking layer
+        # deletes an empty one).
+        write_summary(study, sweep_dir, self.storage_url, space, log_parent=bool(returns))
         return returns
 
     # -- one batch ----------------------------------------------------------------------

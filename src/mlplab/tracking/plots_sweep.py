@@ -1,20 +1,22 @@
 """Figures of a sweep, logged on its parent run: parallel coordinates and metric-vs-parameter.
 
 A sweep's children arrive as MLflow `Run` objects (or plain dicts); `rows_from_runs` turns
-them into rows `{param: value, ..., metric: float, "run_name": str}` with numbers parsed
-back from MLflow's string params, so the drawing functions never see MLflow types.
+them into rows `{param: value, ..., metric: float, "run_name": str, "pruned": bool}` with
+numbers parsed back from MLflow's string params, so the drawing functions never see MLflow
+types. Pruned runs (stopped early by the Optuna pruner) are drawn apart, in grey: their
+metric is from an earlier epoch, so they neither compete for "best" nor enter the means.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from mlplab.tracking.params import is_bookkeeping
 from mlplab.tracking.plots import (
     SWEEP_PLOT_NAMES,
     draw_all,
@@ -24,9 +26,7 @@ from mlplab.tracking.plots import (
 )
 
 SEED_KEYS = ("seed",)
-# Params that differ between children without being hyperparameters (names, bookkeeping).
-NOT_HYPERPARAMETERS = re.compile(
-    r"^(run_name|experiment_name|data_dir|tags|trial|logger|hydra)(\.|$)")
+PRUNED_COLOUR = "0.6"
 MAX_PARAM_PLOTS = 8
 MAX_SERIES = 6
 MAX_AXES = 10
@@ -54,6 +54,7 @@ def rows_from_runs(children, params: Sequence[str], metric: str) -> list[dict]:
             row = {key: parse_param(child.data.params.get(key)) for key in params}
             row[metric] = child.data.metrics.get(metric)
             row["run_name"] = child.info.run_name
+            row["pruned"] = child.data.tags.get("pruned") == "true"
         value = row.get(metric)
         row[metric] = float(value) if value is not None else math.nan
         rows.append(row)
@@ -125,7 +126,7 @@ def goodness_of(scores: np.ndarray, mode: str) -> np.ndarray:
 
 def parallel_coordinates(rows, params: Sequence[str], metric: str, path, mode="min"):
     """One vertical axis per param plus the metric; one line per run, coloured by the metric
-    (bright = better), the best run drawn thick."""
+    (bright = better), the best run drawn thick, pruned runs dashed grey."""
     from matplotlib import colormaps
 
     rows = finite_rows(rows, metric)
@@ -134,15 +135,21 @@ def parallel_coordinates(rows, params: Sequence[str], metric: str, path, mode="m
     columns = [*params, metric]
     axes_of = [Axis([r[c] for r in rows]) for c in columns]
     scores = np.array([r[metric] for r in rows])
+    pruned = np.array([bool(r.get("pruned")) for r in rows])
     goodness = goodness_of(scores, mode)
     span = np.ptp(goodness) or 1.0
     colours = colormaps["viridis"]((goodness - goodness.min()) / span)
-    best = int(np.argmax(goodness))
+    best = int(np.argmax(np.where(pruned, -np.inf, goodness))) if not pruned.all() else None
     figure = new_figure(max(5.0, 1.6 * len(columns) + 1.5), 4.4, margins={"top": 0.84})
     axes = figure.subplots()
     xs = np.arange(len(columns))
-    for i, row in sorted(enumerate(rows), key=lambda item: goodness[item[0]]):
+    for i, row in sorted(enumerate(rows), key=lambda item: (not pruned[item[0]],
+                                                            goodness[item[0]])):
         ys = [axis.position(row[c]) for axis, c in zip(axes_of, columns, strict=True)]
+        if pruned[i]:
+            axes.plot(xs, ys, color=PRUNED_COLOUR, linewidth=0.8, linestyle="--", alpha=0.8,
+                      zorder=1.5)
+            continue
         axes.plot(xs, ys, color="crimson" if i == best else colours[i],
                   linewidth=2.5 if i == best else 1.0, alpha=1.0 if i == best else 0.7,
                   zorder=3 if i == best else 2)
@@ -156,8 +163,11 @@ def parallel_coordinates(rows, params: Sequence[str], metric: str, path, mode="m
     axes.set_yticks([])
     axes.set_ylim(-0.05, 1.05)
     axes.set_xlim(-0.2, len(columns) - 0.6)
-    axes.set_title(f"{len(rows)} runs; best {metric} = {scores[best]:.4g}\n"
-                   f"{rows[best].get('run_name') or ''}", fontsize="small")
+    n_pruned = int(pruned.sum())
+    count = f"{len(rows)} runs" + (f" ({n_pruned} pruned, dashed)" if n_pruned else "")
+    headline = (f"best {metric} = {scores[best]:.4g}\n{rows[best].get('run_name') or ''}"
+                if best is not None else "every run was pruned")
+    axes.set_title(f"{count}; {headline}", fontsize="small")
     return save_figure(figure, path)
 
 
@@ -178,31 +188,40 @@ def mean_and_std(values) -> tuple[float, float]:
 
 def metric_vs_param(rows, param: str, metric: str, path, group_seeds=True, series=None):
     """The metric against one param: runs sharing a param value (seeds) averaged into a line
-    with a mean +- std band; with `series` (other param names) one line per combination."""
+    with a mean +- std band; with `series` (other param names) one line per combination.
+    Pruned runs are grey crosses, left out of the lines."""
     rows = finite_rows(rows, metric)
     if not rows:
         raise ValueError(f"metric_vs_param: no run has a finite {metric!r}")
     x_axis = Axis([r[param] for r in rows])
+
+    def plot_x(values) -> np.ndarray:
+        return (np.array(values, dtype=float) if x_axis.numeric else
+                np.array([x_axis.categories.index(str(v)) for v in values], dtype=float))
+
     figure = new_figure(5.5, 3.8)
     axes = figure.subplots()
     most_repeats = 1
-    groups = group_runs(rows, param, metric, series)
+    pruned = [r for r in rows if r.get("pruned")]
+    groups = group_runs([r for r in rows if not r.get("pruned")], param, metric, series)
     for key, by_x in sorted(groups.items(), key=lambda kv: str(kv[0])):
         label = ", ".join(f"{s}={v}" for s, v in zip(series or (), key, strict=True)) or None
         xs = sorted(by_x, key=lambda v: v if x_axis.numeric else str(v))
-        plot_x = np.array(xs, dtype=float) if x_axis.numeric else \
-            np.array([x_axis.categories.index(str(v)) for v in xs], dtype=float)
+        at = plot_x(xs)
         if group_seeds:
             mean, std = np.array([mean_and_std(by_x[x]) for x in xs]).T
             most_repeats = max(most_repeats, *(len(by_x[x]) for x in xs))
-            line, = axes.plot(plot_x, mean, marker="o", label=label)
-            axes.fill_between(plot_x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-            for x, px in zip(xs, plot_x, strict=True):
+            line, = axes.plot(at, mean, marker="o", label=label)
+            axes.fill_between(at, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            for x, px in zip(xs, at, strict=True):
                 axes.scatter([px] * len(by_x[x]), by_x[x], s=8, color=line.get_color(), alpha=0.4)
         else:
-            for x, px in zip(xs, plot_x, strict=True):
+            for x, px in zip(xs, at, strict=True):
                 axes.scatter([px] * len(by_x[x]), by_x[x], s=14,
                              label=label if x == xs[0] else None)
+    if pruned:
+        axes.scatter(plot_x([r[param] for r in pruned]), [r[metric] for r in pruned],
+                     marker="x", s=18, color=PRUNED_COLOUR, label="pruned (stopped early)")
     if x_axis.numeric and x_axis.log:
         axes.set_xscale("log")
     if not x_axis.numeric:
@@ -212,7 +231,7 @@ def metric_vs_param(rows, param: str, metric: str, path, group_seeds=True, serie
     band = f" (mean ± std over {most_repeats} runs per value)" if most_repeats > 1 else ""
     axes.set_title(f"{metric} vs {param}{band}", fontsize="medium")
     axes.grid(alpha=0.3)
-    if series:
+    if series or pruned:
         axes.legend(fontsize="x-small")
     return save_figure(figure, path)
 
@@ -226,16 +245,17 @@ def log_sweep_plots(children, swept_params, metric: str, mode: str, out_dir,
     """Draw the sweep's figures into `out_dir` and return their paths (the caller logs
     them on the parent run under `plots/`). Failures are warnings, never errors.
 
-    children: the child runs (MLflow `Run`s or row dicts); swept_params: the dotted param
-    keys the sweep varies (None: every param that differs between children); metric and
-    mode ("min" | "max"): the monitored metric.
+    children: the child runs (MLflow `Run`s or row dicts); swept_params: the config keys
+    the sweep varies (a group such as `optimizer` stands for `optimizer.name`; None: every
+    param that differs between children); metric and mode ("min" | "max"): the monitored
+    metric.
     """
     wanted = selected_plots(cfg_plots, known=SWEEP_PLOT_NAMES)
     if not wanted or not children:
         return []
     if swept_params is None:
         swept_params = sorted(k for k in {k for c in children for k in _param_keys(c)}
-                              if k != metric and not NOT_HYPERPARAMETERS.match(k))
+                              if k != metric and not is_bookkeeping(k))
     swept_params = [_logged_key(children, key) for key in swept_params]
     rows = rows_from_runs(children, swept_params, metric)
     params = varying(finite_rows(rows, metric), swept_params)

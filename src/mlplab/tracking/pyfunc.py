@@ -1,10 +1,20 @@
-"""Save a trained MLP as an MLflow pyfunc model, and log it as the run's `model` artifact.
+"""Save a trained MLP as an MLflow pyfunc model, and log it as an MLflow 3 logged model.
 
 The model directory holds data only (see `pyfunc_loader`): `data/network/weights.npz` and
 `data/network/spec.json`, plus MLflow's MLmodel with `loader_module: mlplab.tracking.pyfunc_loader`,
-a column signature and an input example. Nothing is pickled, and no code travels inside the
+a signature and an input example. Nothing is pickled, and no code travels inside the
 artifact, so loading an untrusted model directory runs only the installed mlplab and numpy.
-It loads with `mlflow.pyfunc.load_model` and serves with
+
+The input signature is one float64 tensor of shape (-1, n_features): MLflow enforces a
+column signature before the model sees its input, and refuses a plain NumPy array for one
+with several named columns, so `load_model(...).predict(np.array(...))` works only this way;
+a DataFrame is read column by column in the order of `feature_names` (kept in the model's
+metadata and in spec.json; the input example and the output columns carry the names too).
+
+`log_pyfunc_model` logs it as a logged model named `mlp` whose source is the run (the UI's
+"Models"), with the run's params, and as the run's `model` artifact (as before: scripts and
+`runs:/<run_id>/model` URIs keep working). It loads with `mlflow.pyfunc.load_model` from
+`models:/<model_id>` or `runs:/<run_id>/model`, and serves with
 `mlflow models serve -m runs:/<run_id>/model --env-manager local` wherever mlplab is
 installed (mlplab is not on PyPI, so MLflow's virtualenv/conda managers cannot rebuild it).
 """
@@ -15,7 +25,6 @@ import contextlib
 import json
 import logging
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -31,6 +40,11 @@ from mlplab.tracking.pyfunc_loader import (
 
 LOADER_MODULE = "mlplab.tracking.pyfunc_loader"
 ARTIFACT_PATH = "model"
+# Not "model": MLflow 3.17 resolves `runs:/<run>/<path>` through the logged model of that
+# name with a client on the process's global tracking URI, so a logged model named like the
+# run's artifact would break `MlflowClient(uri).list_artifacts(run_id, "model")` for any
+# other store.
+LOGGED_MODEL_NAME = "mlp"
 
 
 def affine_parameters(scaler, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,12 +111,13 @@ def save_pyfunc_model(path, model, *, task, x_scaler=None, y_scaler=None, input_
                       feature_names=None, output_names=None) -> Path:
     """Write the MLflow model directory at `path` (which must not exist yet).
 
-    `input_example`: a few rows of inputs in original units, `(n, n_features)`; it fixes
-    the signature (the output schema comes from predicting on it).
+    `input_example`: a few rows of inputs in original units, `(n, n_features)`; the output
+    schema comes from predicting on it.
     """
     import mlflow
     import pandas as pd
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import Schema, TensorSpec
 
     spec, arrays = build_spec_and_arrays(model, task, x_scaler, y_scaler, feature_names,
                                          output_names)
@@ -118,15 +133,17 @@ def save_pyfunc_model(path, model, *, task, x_scaler=None, y_scaler=None, input_
                                columns=spec["feature_names"])
         with warnings.catch_warnings():  # `label` is an integer column on purpose
             warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
-            signature = infer_signature(example, predictor.predict(example))
+            outputs = infer_signature(example, predictor.predict(example)).outputs
+        inputs = Schema([TensorSpec(np.dtype(np.float64), (-1, spec["sizes"][0]))])
         with _quiet("mlflow.pyfunc"):  # one INFO line per run in every sweep's output
             mlflow.pyfunc.save_model(
                 str(path), loader_module=LOADER_MODULE, data_path=str(data_dir),
-                signature=signature, input_example=example,
+                signature=ModelSignature(inputs, outputs), input_example=example,
                 # Listing requirements skips MLflow's inference, which re-imports the model
                 # in a subprocess and costs seconds per run.
                 pip_requirements=_requirements(),
-                metadata={"mlplab_task": task, "output_columns": spec["output_columns"]},
+                metadata={"mlplab_task": task, "feature_names": spec["feature_names"],
+                          "output_columns": spec["output_columns"]},
             )
     return Path(path)
 
@@ -150,24 +167,46 @@ def _requirements() -> list[str]:
 
 
 def log_pyfunc_model(client, run_id: str, model, dataset, *, artifact_path=ARTIFACT_PATH,
-                     n_example_rows: int = 5, feature_names=None, output_names=None) -> float:
-    """Save the model of `dataset`'s task and upload it under `artifact_path` of the run.
+                     n_example_rows: int = 5, feature_names=None, output_names=None,
+                     experiment_id: str | None = None, params=None, step: int = 0) -> str:
+    """Save the model of `dataset`'s task, log it as the logged model `mlp` of run `run_id`
+    and as the run's artifact `artifact_path`; returns the logged model's id.
 
     Uses the dataset's scalers, so predictions come out in the data's original units; the
     input example is the first test rows mapped back to original units. Column names come
     from the arguments, else `dataset.info["feature_names"]` / `["target_names"]`, else
-    x0.. / y0... Returns the seconds spent (the run layer may log it).
+    x0.. / y0... `params` (the run's, if given) are the model's params on the Models page;
+    `step` is the epoch the model comes from.
     """
-    started = time.perf_counter()
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model
+
     info = getattr(dataset, "info", None) or {}  # loaders may name columns there
     example = dataset.X_test[:n_example_rows]
     if dataset.x_scaler is not None:
         example = dataset.x_scaler.inverse_transform(example)
-    with tempfile.TemporaryDirectory(prefix="mlplab-model-") as scratch:
-        directory = save_pyfunc_model(
-            Path(scratch) / artifact_path, model, task=dataset.task,
-            x_scaler=dataset.x_scaler, y_scaler=dataset.y_scaler, input_example=example,
-            feature_names=feature_names or info.get("feature_names"),
-            output_names=output_names or info.get("target_names"))
-        client.log_artifacts(run_id, str(directory), artifact_path)
-    return time.perf_counter() - started
+    if experiment_id is None:
+        experiment_id = client.get_run(run_id).info.experiment_id
+    logged = client.create_logged_model(experiment_id, name=LOGGED_MODEL_NAME, source_run_id=run_id,
+                                        params=dict(params or {}), model_type="mlplab-mlp")
+    try:
+        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
+        with tempfile.TemporaryDirectory(prefix="mlplab-model-") as scratch:
+            directory = save_pyfunc_model(
+                Path(scratch) / artifact_path, model, task=dataset.task,
+                x_scaler=dataset.x_scaler, y_scaler=dataset.y_scaler, input_example=example,
+                feature_names=feature_names or info.get("feature_names"),
+                output_names=output_names or info.get("target_names"))
+            # The run's copy names no logged model: MLflow would look that up (get_model_info)
+            # on the process's global tracking URI, which need not be this store.
+            client.log_artifacts(run_id, str(directory), artifact_path)
+            description = Model.load(str(directory / "MLmodel"))
+            description.model_id = description.model_uuid = logged.model_id
+            description.run_id, description.artifact_path = run_id, logged.artifact_location
+            description.save(str(directory / "MLmodel"))
+            client.log_model_artifacts(logged.model_id, str(directory))
+    except BaseException:
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return logged.model_id

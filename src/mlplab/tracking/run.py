@@ -26,41 +26,18 @@ from pathlib import Path
 import numpy as np
 
 from mlplab.errors import ConfigError, DataError
+from mlplab.tracking.params import MAX_PARAM_LENGTH, flatten_params, param_text
 from mlplab.tracking.store import ensure_experiment, get_client, git_commit
 
 log = logging.getLogger(__name__)
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
-MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 8000
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _param_text(value) -> str:
-    """How a config value reads as an MLflow param: YAML-like scalars, lists as [a, b]."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_param_text(v) for v in value) + "]"
-    return str(value)
-
-
-def flatten_params(config: Mapping, prefix: str = "") -> dict[str, str]:
-    """A nested config as {"optimizer.lr": "0.01", ...}; lists stay one value."""
-    flat: dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten_params(value, name + "."))
-        else:
-            flat[name] = _param_text(value)[:MAX_PARAM_LENGTH]
-    return flat
 
 
 def _as_container(config):
@@ -94,9 +71,11 @@ class MlflowRun:
     final weights (`weights/final.npz`) and learning curves. `config` (dict or DictConfig)
     is logged as flattened params and as `config.yaml`.
 
-    With `dataset` (settable later) the end of training also draws the run's plots
-    (`plots`, i.e. `logger.plots`: true/false/list of names) and, when it finished,
-    logs the pyfunc `model` (`log_model`). A failing figure or model never fails the run.
+    With `dataset` (settable until training starts) the run logs it as its MLflow dataset
+    input when training starts, and the end of training also draws the run's plots
+    (`plots`, i.e. `logger.plots`: true/false/list of names) and, when it finished, logs
+    the pyfunc model (`log_model`) as a logged model whose metrics are the run's last
+    evaluation. A failing dataset input, figure or model never fails the run.
 
     `parent_run_id` makes this a sweep child; `resume_run_id` re-opens an earlier run
     (params it already has are not logged again: MLflow refuses to change a param).
@@ -133,6 +112,8 @@ class MlflowRun:
         self._previous_sigterm = None
         self._status_before_resume: str | None = None
         self._logged_through = 0  # the last step a resumed run already has metrics for
+        self._last_metrics: dict = {}  # key -> the Metric of its latest evaluation
+        self.dataset_entity = None  # the MLflow dataset input, once logged
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -221,6 +202,15 @@ class MlflowRun:
 
     def on_train_start(self, trainer) -> None:
         self._trainer = trainer
+        if self.dataset is not None and self.resume_run_id is None:  # a resumed run has it
+            try:
+                from mlplab.tracking.datasets import log_dataset_input
+
+                settings = (self.config or {}).get("dataset")
+                self.dataset_entity = log_dataset_input(self.client, self.run_id,
+                                                        self.dataset, settings)
+            except Exception:
+                log.exception("could not log the dataset input of run %s", self.run_id)
 
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
         if epoch <= self._logged_through:
@@ -228,8 +218,9 @@ class MlflowRun:
         stamp = _now_ms()
         from mlflow.entities import Metric
 
-        self._pending.extend(Metric(key, float(value), stamp, epoch)
-                             for key, value in metrics.items())
+        points = [Metric(key, float(value), stamp, epoch) for key, value in metrics.items()]
+        self._pending.extend(points)
+        self._last_metrics.update((point.key, point) for point in points)
         if (len(self._pending) >= MAX_METRICS_PER_BATCH
                 or time.monotonic() - self._last_flush >= self.flush_seconds):
             self.flush()
@@ -280,7 +271,7 @@ class MlflowRun:
         self.on_epoch_end(step, metrics)
 
     def log_params(self, params: Mapping) -> None:
-        self._log_params({k: _param_text(v)[:MAX_PARAM_LENGTH] for k, v in params.items()})
+        self._log_params({k: param_text(v)[:MAX_PARAM_LENGTH] for k, v in params.items()})
 
     def _log_params(self, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param
@@ -324,9 +315,27 @@ class MlflowRun:
             try:
                 from mlplab.tracking.pyfunc import log_pyfunc_model
 
-                log_pyfunc_model(self.client, self.run_id, model, self.dataset)
+                step = getattr(getattr(trainer, "result", None), "epochs_run", 0) or 0
+                model_id = log_pyfunc_model(self.client, self.run_id, model, self.dataset,
+                                            experiment_id=self.experiment_id,
+                                            params=self.params, step=step)
+                self._link_metrics(model_id)
             except Exception:
                 log.exception("could not log the pyfunc model of run %s", self.run_id)
+
+    def _link_metrics(self, model_id: str) -> None:
+        """The last evaluation's metrics, again, as the logged model's: the run's history
+        does not change (MLflow keeps one copy of an identical point), the model's page
+        shows them, and with the dataset they were computed on."""
+        from mlflow.entities import Metric
+
+        entity = self.dataset_entity
+        linked = [Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id,
+                         dataset_name=entity.name if entity else None,
+                         dataset_digest=entity.digest if entity else None)
+                  for m in self._last_metrics.values()]
+        if linked:
+            self.client.log_batch(self.run_id, metrics=linked)
 
     # -- SIGTERM outside the training loop ------------------------------------------------
 

@@ -5,12 +5,17 @@ sweep; the Hydra callback that calls them is `mlplab.multirun.callbacks.MlflowSw
 `open_parent_run` creates the store, the experiment and the parent run, once, before any
 job starts (so parallel jobs never race to create tables or experiments); the launching
 side writes `<sweep dir>/mlflow_parent_run.json` and each job reads it (`read_parent_run`)
-and tags its own run `mlflow.parentRunId`. MLflow's `nested=True` cannot do this: it links
-runs through the fluent API's in-process state, and sweep jobs run in other processes.
+and tags its own run `mlflow.parentRunId` and `mlplab.sweep` (`sweep_tags`: the parent's
+name, which the parent carries too, so the UI can show a sweep as one group). MLflow's
+`nested=True` cannot do this: it links runs through the fluent API's in-process state, and
+sweep jobs run in other processes.
 
 `summarize_sweep` writes `children.csv` and the sweep plots, names the best child on the
-parent (`best_run_id`, `best_<metric>`) and closes the parent: FAILED when every child
-failed, else FINISHED.
+parent (`best_run_id`, `best_<metric>`; pruned children stopped early and do not compete),
+closes the parent (FAILED when every child failed, else FINISHED), publishes the sweep's
+view and the experiment's for the MLflow UI (`mlplab.tracking.ui_view`), and returns the
+sweep's verdict as plain values for the console. A sweep that made no child run (an Optuna
+study that was complete already) leaves no parent: it is deleted.
 """
 
 from __future__ import annotations
@@ -24,14 +29,17 @@ import tempfile
 from pathlib import Path
 
 from mlplab.tracking.store import ensure_experiment, get_client
+from mlplab.tracking.ui_view import SWEEP_TAG, publish_experiment_view, publish_sweep_view
 
 log = logging.getLogger(__name__)
 
 PARENT_RUN_FILE = "mlflow_parent_run.json"
+TOP_N = 5
 
 
 def read_parent_run(sweep_dir) -> dict | None:
-    """{"run_id", "experiment_id", "tracking_uri"} written by the callback, or None."""
+    """{"run_id", "experiment_id", "tracking_uri", "run_name"} written by the callback, or
+    None."""
     path = Path(sweep_dir) / PARENT_RUN_FILE
     if not path.is_file():
         return None
@@ -65,47 +73,71 @@ def close_unfinished_sweep(sweep_dir) -> bool:
     return True
 
 
-def summarize_or_fail(parent: dict, stopped: bool) -> None:
+def summarize_or_fail(parent: dict, stopped: bool) -> dict | None:
     """`summarize_sweep` with the settings recorded in the parent file; if the summary
-    fails, the parent still ends (FAILED) rather than staying RUNNING."""
+    fails, the parent still ends (FAILED) rather than staying RUNNING. Returns the verdict
+    (None when the summary failed)."""
     summary = parent.get("summary", {})
     try:
-        summarize_sweep(parent, summary.get("monitor"), summary.get("mode", "min"),
-                        summary.get("plots", True), stopped)
+        return summarize_sweep(parent, summary.get("monitor"), summary.get("mode", "min"),
+                               summary.get("plots", True), stopped, summary.get("swept"))
     except Exception:
         log.exception("could not summarize the sweep's parent run")
         with contextlib.suppress(Exception):
             get_client(parent["tracking_uri"]).set_terminated(parent["run_id"], "FAILED")
+        return None
+
+
+def sweep_tags(parent: dict | None) -> dict[str, str]:
+    """The tags a child of `parent` (a parent run file's content) shares with it."""
+    return {SWEEP_TAG: parent["run_name"]} if parent and parent.get("run_name") else {}
 
 
 def open_parent_run(request: dict) -> dict:
     """Create the store, the experiment and the sweep's parent run from `request`
     (tracking_uri, experiment, run_name, tags); return {"run_id", "experiment_id",
-    "tracking_uri"}. Plain values in and out: it may run in a worker of the sweep."""
+    "tracking_uri", "run_name"}. Plain values in and out: it may run in a worker."""
     client = get_client(request["tracking_uri"])
     experiment_id = ensure_experiment(client, request["experiment"])
-    run = client.create_run(experiment_id, run_name=request["run_name"], tags=request["tags"])
+    tags = {**request["tags"], SWEEP_TAG: request["run_name"]}
+    run = client.create_run(experiment_id, run_name=request["run_name"], tags=tags)
     return {"run_id": run.info.run_id, "experiment_id": experiment_id,
-            "tracking_uri": client.tracking_uri}
+            "tracking_uri": client.tracking_uri, "run_name": request["run_name"]}
 
 
-def summarize_sweep(parent: dict, monitor: str | None, mode: str, plots, stopped: bool) -> None:
-    """Write children.csv and the sweep plots to the parent run, name its best child and
-    close it. `monitor` None: val_loss, or test_loss when no child logged val_loss."""
+def child_state(run) -> str:
+    """completed, pruned, failed, killed or running: what became of a sweep's child."""
+    status = run.info.status
+    if status == "FINISHED":
+        return "pruned" if run.data.tags.get("pruned") == "true" else "completed"
+    return {"FAILED": "failed", "KILLED": "killed"}.get(status, "running")
+
+
+def summarize_sweep(parent: dict, monitor: str | None, mode: str, plots, stopped: bool,
+                    swept=None) -> dict:
+    """Write children.csv and the sweep plots to the parent run, name its best child,
+    close it and publish the UI views; return the verdict (see `verdict_of`).
+    `monitor` None: val_loss, or test_loss when no child logged val_loss. `swept`: the
+    config keys the sweep varies (None: every param that differs between children)."""
     client = get_client(parent["tracking_uri"])
     parent_id = parent["run_id"]
     children = _children(client, parent)
     monitor = monitor or _default_monitor(children)
-    finished = [c for c in children if c.info.status == "FINISHED"]
+    if not children and not stopped:
+        client.set_terminated(parent_id, "FAILED")
+        client.delete_run(parent_id)  # nothing ran: an empty record would only mislead
+        return verdict_of(parent, children, monitor, mode, status="DELETED")
+    ended = [c for c in children if c.info.status == "FINISHED"]  # pruned ones included
+    completed = [c for c in ended if child_state(c) == "completed"]
     with tempfile.TemporaryDirectory(prefix="mlplab-sweep-") as staging:
         _write_children_csv(children, Path(staging) / "children.csv")
-        _draw_sweep_plots(finished, monitor, mode, Path(staging) / "plots", plots)
+        _draw_sweep_plots(ended, swept, monitor, mode, Path(staging) / "plots", plots)
         client.log_artifacts(parent_id, staging)
-    best = _best(finished, monitor, mode)
-    tags = {"n_children": str(len(children)), "n_finished": str(len(finished)),
+    ranked = _ranked(completed, monitor, mode)
+    tags = {"n_children": str(len(children)), "n_finished": str(len(ended)),
             "monitor": monitor, "mode": mode}
-    if best is not None:
-        value, best = best
+    if ranked:
+        value, best = ranked[0]
         tags.update({"best_run_id": best.info.run_id, f"best_{monitor}": repr(value),
                      "best_run_name": best.info.run_name or "",
                      "best_overrides": best.data.tags.get("overrides", "")})
@@ -113,22 +145,54 @@ def summarize_sweep(parent: dict, monitor: str | None, mode: str, plots, stopped
     status = "FINISHED"
     if not children:
         status, tags["failure_reason"] = "FAILED", "the sweep produced no child runs"
-    elif not finished and all(c.info.status == "FAILED" for c in children):
+    elif not ended and all(c.info.status == "FAILED" for c in children):
         status, tags["failure_reason"] = "FAILED", "every child run failed"
     elif stopped:
         tags["stop_reason"] = "the sweep stopped early (a job raised or was interrupted)"
     for key, value in tags.items():
         client.set_tag(parent_id, key, value)
     client.set_terminated(parent_id, status)
+    view = _publish_views(client, parent, children, monitor, mode, swept)
+    return verdict_of(parent, children, monitor, mode, status=status, ranked=ranked,
+                      view_key=view, reason=tags.get("failure_reason") or tags.get("stop_reason"))
 
 
-def _draw_sweep_plots(children, monitor: str, mode: str, out_dir: Path, selection) -> None:
+def verdict_of(parent: dict, children, monitor: str, mode: str, *, status: str,
+               ranked=(), view_key: str | None = None, reason: str | None = None) -> dict:
+    """The sweep's outcome as plain values: the parent run, how many children ended how,
+    the best `TOP_N` completed children ({run_id, run_name, value}, best first), and the
+    key of the sweep's UI view."""
+    counts = {state: 0 for state in ("completed", "pruned", "failed", "killed", "running")}
+    for child in children:
+        counts[child_state(child)] += 1
+    top = [{"run_id": run.info.run_id, "run_name": run.info.run_name or "", "value": value}
+           for value, run in list(ranked)[:TOP_N]]
+    return {"parent_run_id": parent["run_id"], "parent_run_name": parent.get("run_name", ""),
+            "experiment_id": parent["experiment_id"], "tracking_uri": parent["tracking_uri"],
+            "status": status, "reason": reason, "monitor": monitor, "mode": mode,
+            "counts": counts, "top": top, "view_key": view_key}
+
+
+def _publish_views(client, parent: dict, children, monitor, mode, swept) -> str | None:
+    """The sweep's view and the experiment's, refreshed; the sweep view's key (None if
+    the UI views could not be written: they never fail a sweep)."""
+    try:
+        key = publish_sweep_view(client, parent, children, monitor, mode, swept or ())
+        publish_experiment_view(client, parent["experiment_id"])
+        return key
+    except Exception:
+        log.exception("could not publish the sweep's MLflow UI view")
+        return None
+
+
+def _draw_sweep_plots(children, swept, monitor: str, mode: str, out_dir: Path,
+                      selection) -> None:
     try:
         from mlplab.tracking.plots_sweep import log_sweep_plots
     except ImportError:
         return
     try:
-        log_sweep_plots(children, None, monitor, mode, out_dir, selection)
+        log_sweep_plots(children, swept, monitor, mode, out_dir, selection)
     except Exception:
         log.exception("drawing the sweep's plots failed")
 
@@ -160,13 +224,11 @@ def _score(run, monitor: str) -> float:
     return run.data.metrics.get(monitor, math.nan)
 
 
-def _best(runs, monitor: str, mode: str):
+def _ranked(runs, monitor: str, mode: str) -> list:
+    """[(score, run)] of the runs with a finite score, best first."""
     scored = [(_score(r, monitor), r) for r in runs]
     scored = [(value, r) for value, r in scored if math.isfinite(value)]
-    if not scored:
-        return None
-    pick = max if mode == "max" else min
-    return pick(scored, key=lambda pair: pair[0])
+    return sorted(scored, key=lambda pair: -pair[0] if mode == "max" else pair[0])
 
 
 def _write_children_csv(children, path: Path) -> None:
