@@ -1,0 +1,27 @@
+"""What a sweep's composed config says about how it runs: which sweeper and launcher,
+whether it logs to MLflow."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+
+
+def logger_enabled(config: DictConfig) -> bool:
+    name = OmegaConf.select(config, "logger.name", default="mlflow")
+    return str(name).lower() not in ("none", "null", "")
+
+
+def grid_sweep(hydra: DictConfig) -> bool:
+    """Whether the `hydra` node describes a sweep of Hydra's basic sweeper."""
+    return OmegaConf.select(hydra, "sweeper._target_", default=None) == BASIC_SWEEPER
+
+
+def stops_on_signal(hydra: DictConfig) -> bool:
+    """Whether the `hydra` node describes a grid sweep whose jobs run in the launching
+    process (the basic sweeper and launcher): a job a signal ended KILLED stops it."""
+    return (grid_sweep(hydra)
+            and OmegaConf.select(hydra, "launcher._target_", default=None) == BASIC_LAUNCHER)
