@@ -142,7 +142,8 @@ def run_plots(cfg: DictConfig, context: JobContext):
 def make_mlflow_run(cfg: DictConfig, context: JobContext, dataset, name: str):
     """The MlflowRun of this job (not yet open): a sweep's child when a parent exists."""
     logger = cfg.logger
-    tags = {**cfg.tags, "preset": context.preset, "blas_threads": str(blas_threads_in_use())}
+    tags = {**cfg.tags, "preset": context.preset, "blas_threads": str(blas_threads_in_use()),
+            **context.run_tags}
     return MlflowRun(
         cfg.experiment_name, tracking_uri=logger.tracking_uri, run_name=name,
         config=logged_config(cfg, dataset, name), tags=tags, overrides=context.overrides,

@@ -18,8 +18,8 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mlplab.multirun.worker_pool import call_in_pool, start_warm_up
 from mlplab.multirun.sweeps import grid_sweep, logger_enabled
+from mlplab.multirun.worker_pool import call_in_pool, start_warm_up
 from mlplab.signals import install_sweep_handlers, restore_sweep_handlers
 from mlplab.tracking.store import git_commit, resolve_tracking_uri
 from mlplab.tracking.sweep import (

@@ -140,8 +140,8 @@ def warm_up(options: dict) -> int:
     """In a worker: do a job's one-time work ahead of it; returns the worker's pid."""
     import hydra.core.utils  # noqa: F401 -- the launcher's run_job
 
-    import mlplab.job  # noqa: F401
     import mlplab.data  # noqa: F401
+    import mlplab.job  # noqa: F401
     import mlplab.training  # noqa: F401
     from mlplab.nn import MLP
 
