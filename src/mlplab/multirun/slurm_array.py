@@ -101,8 +101,8 @@ def launch_array(launcher, job_overrides: Sequence[Sequence[str]],
     jobs = executor.map_array(
         launcher, [list(o) for o in job_overrides], ["hydra.sweep.dir"] * len(numbers),
         numbers, [f"job_id_for_{n}" for n in numbers], [state] * len(numbers))
-    log.info("SLURM array %s: %d jobs, logs in %s", jobs[0].job_id.split("_")[0], len(jobs),
-             jobs[0].paths.folder)
+    log.info("SLURM array %s: %d jobs, logs in %s", _array_id(jobs), len(jobs),
+             Path(jobs[0].paths.folder).parent)
     try:
         wait_for_jobs(jobs)
     except KeyboardInterrupt:
@@ -138,9 +138,13 @@ def wait_for_jobs(jobs, poll: float = POLL_SECONDS) -> None:
             time.sleep(poll)
 
 
+def _array_id(jobs) -> str:
+    return jobs[0].job_id.split("_")[0]
+
+
 def cancel(jobs) -> None:
     """`scancel` the array: its running jobs get SIGTERM and end their runs KILLED."""
-    array = jobs[0].job_id.split("_")[0]
+    array = _array_id(jobs)
     log.warning("cancelling SLURM array %s", array)
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(["scancel", array], check=False, timeout=60)
@@ -149,7 +153,16 @@ def cancel(jobs) -> None:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in str(text).splitlines() if line.strip()
              and not set(line.strip()) <= {"-"}]
-    return lines[-1] if lines else "no message"
+    return lines[-1] if lines else "(empty)"
+
+
+def _log_tail(path) -> str:
+    """The last line of a job's log, or what to say when it has none."""
+    try:
+        return "it returned no result; its log ends: " + _last_line(Path(path).read_text(
+            errors="replace")[-4000:])
+    except OSError:
+        return "it returned no result and wrote no log (it never started)"
 
 
 def collect(jobs, numbers, job_overrides) -> tuple[list[JobReturn], list[Ending]]:
@@ -157,20 +170,29 @@ def collect(jobs, numbers, job_overrides) -> tuple[list[JobReturn], list[Ending]
     returns, endings = [], []
     for job, number, overrides in zip(jobs, numbers, job_overrides, strict=True):
         state = job.watcher.get_state(job.job_id, mode="cache")
+        ending = None
         try:
+            if not job.paths.result_pickle.exists() and state.upper() != "COMPLETED":
+                # Never started, or died (submitit would wait 15 s for its result first).
+                raise UncompletedJobError(_log_tail(job.paths.stderr))
             result = job.results()[0]
         except (FailedJobError, UncompletedJobError) as error:
             if isinstance(error, FailedJobError):
                 reason = _last_line(str(error).split("You can check full logs")[0])
             else:
-                reason = "it returned no result"
-            endings.append(Ending(number, job.job_id, state, reason, str(job.paths.stderr)))
+                reason = str(error) or "it returned no result"
+            ending = Ending(number, job.job_id, state, reason, str(job.paths.stderr))
             result = JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED,
                                _return_value=math.nan)
         else:
-            if result.status == JobStatus.FAILED:  # the task raised: Hydra reports it
+            if state.upper().startswith("CANCELLED"):  # it stopped gracefully on SIGTERM
+                ending = Ending(number, job.job_id, state, "its run ended KILLED",
+                                str(job.paths.stderr))
+            elif result.status == JobStatus.FAILED:  # the task raised: Hydra reports it
                 log.error("job #%d (SLURM job %s) raised %r; log: %s", number, job.job_id,
                           result._return_value, job.paths.stderr)
+        if ending is not None:
+            endings.append(ending)
         returns.append(result)
     return returns, endings
 
