@@ -39,18 +39,42 @@ def _finish(proc: subprocess.Popen, tmp_path, timeout: float = 600) -> str:
     return (tmp_path / "sweep.log").read_text()
 
 
+REQUEUE_CONFIG = [*LONG, "trainer.epochs=3000"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_weights(tmp_path_factory) -> dict[str, np.ndarray]:
+    """The final weights of the seed=3 job run once, start to end, with the basic launcher."""
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    store = f"sqlite:///{tmp / 'mlflow.db'}"
+    single = subprocess.run(
+        [sys.executable, "-m", "mlplab", "train", *REQUEUE_CONFIG, "seed=3",
+         f"logger.tracking_uri={store}", "experiment_name=uninterrupted",
+         f"hydra.run.dir={tmp / 'run'}"],
+        cwd=tmp, env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    [run] = runs_of("uninterrupted", store)
+    return _weights(run.info.run_id, store)
+
+
+# Two ways a running job is requeued: SLURM's warning before a time limit (SIGUSR2, also
+# what submitit's own tests send for a preemption), after which submitit requeues the job
+# itself; and SLURM requeueing it (preemption in REQUEUE mode, an administrator), which
+# stops the job with SIGTERM and starts it again.
+REQUEUES = {"time_limit_warning": ["scancel", "--signal=USR2"],
+            "scontrol_requeue": ["scontrol", "requeue"]}
+
+
+@pytest.mark.parametrize("requeue", REQUEUES)
 def test_requeued_job_continues_its_run_to_the_weights_of_an_uninterrupted_run(
-        slurm, mlflow_server, tmp_path):
-    experiment = experiment_name("requeue")
-    config = [*LONG, "trainer.epochs=3000"]
-    proc = start_sweep(tmp_path, experiment, *config, "seed=3,4")
+        slurm, mlflow_server, tmp_path, uninterrupted_weights, requeue):
+    experiment = experiment_name(f"requeue-{requeue}")
+    proc = start_sweep(tmp_path, experiment, *REQUEUE_CONFIG, "seed=3,4")
     [child] = wait_until(lambda: [r for r in training_children(experiment, 1)
                                   if r.data.params["seed"] == "3"],
                          300, "the seed=3 job to log its first metrics")
     job_id = child.data.tags["slurm_job_id"]
-    # What SLURM sends `signal_delay_s` before a job's time limit (and what submitit's
-    # own tests send to simulate a preemption).
-    subprocess.run(["scancel", "--signal=USR2", job_id], check=True, timeout=60)
+    subprocess.run([*REQUEUES[requeue], job_id], check=True, timeout=60)
     log = _finish(proc, tmp_path)
     assert proc.returncode == 0, log[-3000:]
 
@@ -70,19 +94,9 @@ def test_requeued_job_continues_its_run_to_the_weights_of_an_uninterrupted_run(
                                 capture_output=True, text=True, check=True).stdout.split()
     assert accounting[0] == "REQUEUED" and accounting[-1] == "COMPLETED"
 
-    # The same job, never interrupted, in this process's store.
-    reference_store = f"sqlite:///{tmp_path / 'reference.db'}"
-    single = subprocess.run(
-        [sys.executable, "-m", "mlplab", "train", *config, "seed=3",
-         f"logger.tracking_uri={reference_store}", f"experiment_name={experiment}",
-         f"hydra.run.dir={tmp_path / 'reference'}"],
-        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=600)
-    assert single.returncode == 0, single.stderr[-3000:]
-    [reference] = runs_of(experiment, reference_store)
-    expected = _weights(reference.info.run_id, reference_store)
     got = _weights(resumed.info.run_id, mlflow_server)
-    assert expected.keys() == got.keys()
-    assert all(np.array_equal(expected[key], got[key]) for key in expected)
+    assert uninterrupted_weights.keys() == got.keys()
+    assert all(np.array_equal(uninterrupted_weights[key], got[key]) for key in got)
 
 
 def test_scancel_ends_the_runs_killed_and_the_sweep_with_a_stop_reason(
