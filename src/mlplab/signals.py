@@ -68,6 +68,21 @@ class FitSignals:
         return False
 
 
+def stop_as_on_sigterm(signum: int, frame) -> None:
+    """Handle signal `signum` as this process handles SIGTERM right now: a fit finishes its
+    epoch, checkpoints and ends KILLED (the reason names `signum`), an open MLflow run
+    closes KILLED, a job outside both stops. Used for a cluster's "you will be stopped"
+    signal (SLURM's SIGUSR2 before a time limit). Does nothing when a fit is already
+    stopping (its second signal would end it without a checkpoint) or when SIGTERM's
+    handler is not a Python function."""
+    handler = signal.getsignal(signal.SIGTERM)
+    owner = getattr(handler, "__self__", None)
+    if isinstance(owner, FitSignals) and owner.received is not None:
+        return
+    if callable(handler):
+        handler(signum, frame)
+
+
 class SweepInterrupted(KeyboardInterrupt):
     """A grid sweep stopped by a signal; `signal_name` is SIGINT or SIGTERM, `sweep_dir` the
     sweep's directory (where its parent run is named), so that whoever catches it can close

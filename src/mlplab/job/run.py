@@ -141,7 +141,7 @@ def make_mlflow_run(cfg: DictConfig, context: JobContext, dataset, name: str):
     """The MlflowRun of this job (not yet open): a sweep's child when a parent exists."""
     logger, parent = cfg.logger, _parent_run(context)
     tags = {**cfg.tags, "preset": context.preset, "blas_threads": str(blas_threads_in_use()),
-            **sweep_tags(parent)}
+            **sweep_tags(parent), **context.run_tags}
     config = logged_config(cfg, dataset, name)
     return MlflowRun(
         cfg.experiment_name, tracking_uri=logger.tracking_uri, run_name=name,

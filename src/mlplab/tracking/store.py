@@ -33,6 +33,7 @@ except ImportError:  # Windows
 from urllib.parse import urlparse
 
 from mlplab.errors import ConfigError, choices
+from mlplab.tracking.postgresql import check_postgresql
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 # The MLflow 3 UI opens experiments without this tag in its GenAI view.
@@ -109,6 +110,8 @@ def check_store(value: str | None = None, key: str = "logger.tracking_uri") -> s
         _check_sqlite_file(db_path, key)
     elif scheme in ("http", "https"):
         _ping_server(uri, key)
+    elif scheme == "postgresql":
+        check_postgresql(uri, key, PING_SECONDS)
     return uri
 
 
@@ -252,7 +255,12 @@ _experiment_ids: dict[tuple[str, str], str] = {}
 
 def experiment_artifact_location(tracking_uri: str, name: str) -> str | None:
     """`mlartifacts/<name>` next to a SQLite store (for the default store that is
-    `<project root>/outputs/mlartifacts/<name>`); None lets MLflow or the server decide."""
+    `<project root>/outputs/mlartifacts/<name>`); for a PostgreSQL store written to
+    directly, `<project root>/outputs/mlartifacts/<name>` (on a cluster, a shared
+    filesystem every node sees; MLflow's own default would be `./mlruns` of whichever
+    directory created the experiment); None lets MLflow or the server decide."""
+    if urlparse(tracking_uri).scheme.split("+")[0] == "postgresql":
+        return (outputs_dir() / "mlartifacts" / name).as_uri()
     db_path = _sqlite_path(tracking_uri)
     if db_path is None:
         return None
@@ -263,8 +271,9 @@ def ensure_experiment(client: RetryingClient, name: str) -> str:
     """The id of experiment `name`, creating (or restoring a deleted) one when needed.
 
     SQLite stores keep artifacts in `mlartifacts/<name>` beside the database file, i.e.
-    `<project root>/outputs/mlartifacts/<name>` for the default store; a tracking server
-    (or a file store) chooses its own artifact location.
+    `<project root>/outputs/mlartifacts/<name>` for the default store, PostgreSQL stores
+    in `<project root>/outputs/mlartifacts/<name>`; a tracking server (or a file store)
+    chooses its own artifact location.
     """
     key = (client.tracking_uri, name)
     if key in _experiment_ids:
