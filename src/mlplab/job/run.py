@@ -63,10 +63,11 @@ def _freeze_long_lived_objects() -> None:
     """Keep the garbage collector off what lives as long as the process, from its second
     job on.
 
-    A sweep worker holds ~400,000 objects that never die (Hydra, MLflow and SQLAlchemy,
-    scikit-learn, matplotlib, their caches). Each full collection walks them all, ~0.3 s
-    of CPU, and a loky worker gets one after most jobs (loky collects after a task when
-    psutil is absent) plus Python's own: together ~30% of a short job. After a first job
+    A sweep worker holds hundreds of thousands of objects that never die (Hydra, MLflow
+    and SQLAlchemy, scikit-learn, matplotlib, their caches). Each full collection walks
+    them all, and a loky worker gets one after most jobs (loky collects after a task when
+    psutil is absent) plus Python's own: a large share of a short job
+    (`benchmarks/bench_harness.py --part sweep` measures it). After a first job
     every lazy import has happened, so what survives a collection is module state; frozen
     (`gc.freeze`), it is left out of later collections. Once per process.
     """
@@ -123,8 +124,9 @@ def _set_blas_threads(cfg: DictConfig, context: JobContext) -> None:
 
 
 # What `logger.plots: null` draws for a sweep's child: the figures that compare runs are the
-# parent's sweep plots, and the full set (~0.4 s of CPU a run) would cost more than a short
-# run itself; the learning curves (~0.08 s) stay, to see at a glance how a child trained.
+# parent's sweep plots, and the full set would cost more than a short run itself; the
+# learning curves, the cheapest figure, stay, to see at a glance how a child trained
+# (`benchmarks/bench_harness.py` measures runs with and without plots).
 SWEEP_CHILD_PLOTS = ("learning_curves",)
 
 

@@ -43,7 +43,7 @@ _storages: dict[tuple[int, str], RDBStorage] = {}
 
 def open_storage(url: str) -> RDBStorage:
     """An RDB storage, one per process and URL (the basic launcher runs every job in the
-    sweeper's process, and a loky worker runs many: setting one up costs ~0.1 s).
+    sweeper's process, and a loky worker runs many: setting one up is not free).
 
     SQLite connections wait for locks instead of failing at once.
 

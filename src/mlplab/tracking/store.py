@@ -7,7 +7,7 @@ tables is a migration that two processes must not run together, which is why the
 callback calls `get_client` + `ensure_experiment` once before any job starts, and
 `get_client` holds a file lock while it opens a SQLite store.
 
-Building an `MlflowClient` for a SQLite store costs ~1 s (SQLAlchemy models, schema check),
+Building an `MlflowClient` for a SQLite store is slow (SQLAlchemy models, schema check),
 so clients are cached per process and tracking URI: a loky worker that runs many jobs pays
 once. MLflow itself is imported lazily, so `logger=none` runs never import it.
 """
@@ -241,8 +241,8 @@ def get_client(tracking_uri: str | None = None) -> RetryingClient:
         db_path = _sqlite_path(uri)
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
-            # Imported before the lock: the import is ~0.5 s that the workers of a
-            # parallel sweep would otherwise spend one after the other.
+            # Imported before the lock: the import is slow, and the workers of a parallel
+            # sweep would otherwise spend it one after the other.
             import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
         with _creation_lock(db_path):
             client = retry(MlflowClient, tracking_uri=uri, fragments=_TRANSIENT)
