@@ -205,7 +205,8 @@ def skip_recomposing(checked: set, *, every_job: bool = False):
     (mlplab's Optuna sweeper its first batch), and then the launcher composes it again to
     run it. The jobs preflight has already composed and validated would repeat the first
     of these for nothing, one job after the other before a parallel launcher starts
-    (`benchmarks/bench_harness.py` measures what a sweep's launching process costs). Jobs preflight did not check (a grid over `MAX_COMBINATIONS`)
+    (`benchmarks/bench_harness.py` measures what a sweep's launching process costs).
+    Jobs preflight did not check (a grid over `MAX_COMBINATIONS`)
     are still composed.
     """
     parser = OverridesParser.create()

@@ -5,7 +5,8 @@ A worker of the joblib launcher is a fresh interpreter (loky). Before its first 
 train, it imports Hydra, MLflow with SQLAlchemy and pandas, and matplotlib, opens the
 tracking store, and fills MLflow's table of installed packages the first time it saves a
 model: seconds of CPU per worker. Left to the launcher, that starts only once the launching
-process has created the sweep's parent run, for which it imports MLflow itself, and the summary at the end costs it matplotlib too. On two cores these are most of
+process has created the sweep's parent run, for which it imports MLflow
+itself, and the summary at the end costs it matplotlib too. On two cores these are most of
 a short sweep's time.
 
 So, with the joblib launcher:
