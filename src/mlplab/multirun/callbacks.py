@@ -168,10 +168,14 @@ class SweepProgress(Callback):
             self.line = None
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        if not _in_a_sweep(config):
+            return
         job = config.hydra.job
         progress.write_state(config.hydra.sweep.dir, job.num, "running", name=job.override_dirname)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        if not _in_a_sweep(config):
+            return
         sweep_dir, num = config.hydra.sweep.dir, config.hydra.job.num
         if (progress.read_state(sweep_dir, num) or {}).get("state") != "running":
             return  # the task recorded how its run ended
@@ -180,3 +184,8 @@ class SweepProgress(Callback):
         finite = isinstance(value, int | float) and math.isfinite(value)
         progress.write_state(sweep_dir, num, "completed" if finite else "failed",
                              value if finite else None, config.hydra.job.override_dirname)
+
+
+def _in_a_sweep(config: DictConfig) -> bool:
+    """Whether this job is one of a sweep's (a single run has no job number)."""
+    return OmegaConf.select(config, "hydra.job.num", default=None) is not None
