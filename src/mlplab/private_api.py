@@ -178,3 +178,18 @@ def trial_id(trial: Any) -> int:
     the sweeper asks after every job.
     """
     return trial._trial_id
+
+
+# -- Hydra's JobReturn and submitit ------------------------------------------------------
+
+
+def job_error(result: Any) -> Any:
+    """What a FAILED Hydra job raised. `JobReturn.return_value` re-raises it; the SLURM
+    array's report only wants to name it, so it reads the stored value."""
+    return result._return_value
+
+
+def requeue_signal(environment: Any) -> Any:
+    """The signal SLURM sends a submitit job before its time limit (submitit's
+    `JobEnvironment` knows which it asked for, and keeps that private)."""
+    return environment._usr_sig()

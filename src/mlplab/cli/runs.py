@@ -111,7 +111,7 @@ def open_store(value: str | None):
                           f"sqlite:///PATH or an MLflow server's http(s):// URL), by default "
                           f"{default_tracking_uri().removeprefix('sqlite:///')} once a run "
                           "has been logged")
-    return get_client(check_store(uri, key="--tracking-uri"))
+    return get_client(check_store(uri, key="tracking URI"))
 
 
 def search(client, experiment_ids, filter_string) -> list:

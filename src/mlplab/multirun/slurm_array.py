@@ -39,6 +39,7 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import OmegaConf
 from submitit.core.utils import FailedJobError, UncompletedJobError
 
+from mlplab.private_api import job_error
 from mlplab.signals import SweepInterrupted
 from mlplab.tracking.store import get_client
 from mlplab.tracking.sweep import read_parent_run
@@ -190,7 +191,7 @@ def collect(jobs, numbers, job_overrides) -> tuple[list[JobReturn], list[Ending]
                                 str(job.paths.stderr))
             elif result.status == JobStatus.FAILED:  # the task raised: Hydra reports it
                 log.error("job #%d (SLURM job %s) raised %r; log: %s", number, job.job_id,
-                          result._return_value, job.paths.stderr)
+                          job_error(result), job.paths.stderr)
         if ending is not None:
             endings.append(ending)
         returns.append(result)

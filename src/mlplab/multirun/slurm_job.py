@@ -34,6 +34,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
 from omegaconf import DictConfig, open_dict
 
+from mlplab.private_api import requeue_signal
 from mlplab.signals import stop_as_on_sigterm
 from mlplab.tracking.store import get_client
 from mlplab.tracking.sweep import read_parent_run
@@ -61,7 +62,7 @@ def run_array_task(launcher, sweep_overrides: list[str], job_dir_key: str, job_n
         if finished is not None:
             return JobReturn(overrides=list(sweep_overrides), cfg=config,
                              status=JobStatus.COMPLETED, _return_value=finished)
-    with RequeueOnWarning(environment._usr_sig()):
+    with RequeueOnWarning(requeue_signal(environment)):
         return run_job(hydra_context=launcher.hydra_context,
                        task_function=launcher.task_function, config=config,
                        job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import socket
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 from mlplab.errors import ConfigError
 
@@ -34,7 +34,8 @@ def check_postgresql(uri: str, key: str, timeout: float) -> None:
     parsed = urlparse(uri)
     driver = parsed.scheme.partition("+")[2]
     module = POSTGRESQL_DRIVERS.get(driver, driver)
-    shown = parsed._replace(netloc=parsed.netloc.rpartition("@")[2]).geturl()  # no password
+    shown = urlunparse((parsed.scheme, parsed.netloc.rpartition("@")[2], parsed.path,  # no password
+                        parsed.params, parsed.query, parsed.fragment))
     if not _installed(module):
         raise ConfigError(f"{key}: a PostgreSQL store ({shown}) needs the Python driver "
                           f"{module!r}, which is not installed; valid choices: "
