@@ -105,7 +105,10 @@ def tiny_app(tmp_path, body: str = "x: 1\n"):
 
     def run(*args: str):
         saved = sys.argv
-        sys.argv = ["app", *args, f"hydra.run.dir={tmp_path / 'run'}", "hydra.output_subdir=null",
+        # Both output directories in tmp_path: a sweep of one job must not write multirun/
+        # into the working directory (the project's, shared by parallel test workers).
+        sys.argv = ["app", *args, f"hydra.run.dir={tmp_path / 'run'}",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.output_subdir=null",
                     "hydra/job_logging=none", "hydra/hydra_logging=none"]
         try:
             hydra.main(config_path=str(tmp_path / "conf"), config_name="config",

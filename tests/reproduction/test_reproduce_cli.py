@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from mlflow import MlflowClient
 from tutorial_runs import run_preset
@@ -118,8 +120,10 @@ def test_rerun_with_a_changed_value_reports_the_difference(tracking_uri, capsys)
 
 def _run_with_config(tracking_uri, tmp_path, text):
     client = MlflowClient(tracking_uri)
+    # Artifacts beside the store: MLflow's default, ./mlruns, is the project's directory.
+    artifacts = Path(tracking_uri.removeprefix("sqlite:///")).parent / "planted"
     experiment = client.get_experiment_by_name("planted") or client.get_experiment(
-        client.create_experiment("planted"))
+        client.create_experiment("planted", artifact_location=artifacts.as_uri()))
     run = client.create_run(experiment.experiment_id)
     (tmp_path / "config.yaml").write_text(text)
     client.log_artifact(run.info.run_id, str(tmp_path / "config.yaml"))
