@@ -79,7 +79,7 @@ def check_store(db: Path, tmp: Path, checkpoints_of) -> None:
         assert LOCKED not in log.read_text(errors="replace").lower(), log
 
 
-# Both cases are slow (eleven jobs each, 40-60 s of CPU): CI runs them with `-m slow`. The
+# Both cases are slow (eleven job processes each): CI runs them with `-m slow`. The
 # default run keeps six processes writing one store (tests/tracking/test_mlflow_store.py)
 # and parallel sweeps into one store (test_divergence.py, tests/cli/test_cli_sweep.py).
 @pytest.mark.slow
