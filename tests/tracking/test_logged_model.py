@@ -76,7 +76,10 @@ def test_params_are_what_a_person_compares():
               "optimizer": {"name": "sgd", "lr": 0.1},
               "trainer": {"epochs": 5, "progress": False, "blas_threads": None, "resume": None},
               "trial": {"number": None, "study_name": None, "storage": None}}
+    # trainer.resume is logged even when null: a resumed part's run id is then a changed
+    # param, which the tag resume_changed_params reports (see test_kill_resume.py)
     assert compared_params(config) == {"seed": "3", "optimizer.name": "sgd",
-                                       "optimizer.lr": "0.1", "trainer.epochs": "5"}
+                                       "optimizer.lr": "0.1", "trainer.epochs": "5",
+                                       "trainer.resume": "null"}
     config["trial"] = {"number": 4, "study_name": "s", "storage": "sqlite:///s.db"}
     assert compared_params(config)["trial.number"] == "4"  # an Optuna trial's runs are found

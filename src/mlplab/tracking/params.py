@@ -3,14 +3,15 @@
 A run's resolved config is complete in its `config.yaml` artifact; as params it logs what a
 person compares: the keys that decide what was trained (dataset, architecture, initializer,
 optimizer, schedule, trainer, seed), and the Optuna trial it belongs to when it belongs to
-one. Left out are the keys that say where or how the run was recorded (`run_name`,
-`experiment_name`, `data_dir`, `logger.*`, `tags`, `trainer.progress`,
-`trainer.blas_threads`, `trainer.resume`): each is the run's name, its experiment, a path
+one, and `trainer.resume` (the run a resumed part continued: its change is what the tag
+`resume_changed_params` reports). Left out are the keys that say where or how the run was
+recorded (`run_name`, `experiment_name`, `data_dir`, `logger.*`, `tags`,
+`trainer.progress`, `trainer.blas_threads`): each is the run's name, its experiment, a path
 of this machine, a tag already, or a display switch, and as columns they only crowd the
 MLflow UI's column picker and the `mlplab runs` table.
 
-The same rule, `is_bookkeeping`, keeps such keys (and the Optuna trial's) out of the columns
-that `mlplab runs`, the sweep plots and the UI's opening view choose among.
+`is_bookkeeping` keeps those keys, the Optuna trial's and `trainer.resume` out of the
+columns that `mlplab runs`, the sweep plots and the UI's opening view choose among.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ MAX_PARAM_LENGTH = 6000
 # Where or how a run was recorded, not what it trained (see the module docstring).
 _RECORDING_KEYS = re.compile(
     r"^(run_name|experiment_name|data_dir|tags|logger|hydra)(\.|$)"
-    r"|^trainer\.(progress|blas_threads|resume)$")
-# Which Optuna trial a run was: logged when set (to find a trial's runs), never compared.
+    r"|^trainer\.(progress|blas_threads)$")
+# Which Optuna trial a run was, and which run a resume continued: logged, never compared.
 _TRIAL_KEYS = re.compile(r"^trial(\.|$)")
+_RESUME_KEY = "trainer.resume"
 
 
 def param_text(value) -> str:
@@ -61,7 +63,7 @@ def compared_params(config: Mapping) -> dict[str, str]:
 
 def is_bookkeeping(key: str) -> bool:
     """Whether a param key records a run rather than describing what it trained."""
-    return bool(_RECORDING_KEYS.match(key) or _TRIAL_KEYS.match(key))
+    return bool(_RECORDING_KEYS.match(key) or _TRIAL_KEYS.match(key) or key == _RESUME_KEY)
 
 
 def varying_params(params: Iterable[Mapping[str, str]], keys: Iterable[str] | None = None
