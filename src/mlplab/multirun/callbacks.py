@@ -15,7 +15,6 @@ Hydra pickles its callbacks with every job it sends to a worker, so they keep li
 from __future__ import annotations
 
 import atexit
-import logging
 import math
 from pathlib import Path
 
@@ -37,8 +36,6 @@ from mlplab.tracking.sweep import (
     summarize_or_fail,
     write_parent_file,
 )
-
-log = logging.getLogger(__name__)
 
 # Where the monitored metric and its direction may live in a composed config.
 MONITOR_KEYS = ("trainer.monitor", "trainer.early_stopping.monitor")

@@ -16,14 +16,11 @@ resumes the study.
 
 from __future__ import annotations
 
-import logging
 import math
 import numbers
 from typing import Any
 
 from hydra.core.utils import JobReturn
-
-log = logging.getLogger(__name__)
 
 
 def job_outcome(result: JobReturn) -> Any:
