@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -73,17 +72,6 @@ def parent_and_children(experiment: str, uri: str = SERVER):
     assert len(parents) == 1, [r.info.run_name for r in runs]
     children = [r for r in runs if r is not parents[0]]
     return parents[0], children
-
-
-def wait_until(condition, timeout: float, what: str, every: float = 1.0):
-    """Poll `condition()` until it returns something true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def training_children(experiment: str, count: int, uri: str = SERVER) -> list:

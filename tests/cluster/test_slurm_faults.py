@@ -22,8 +22,9 @@ from cluster_helpers import (
     sacct_states,
     start_sweep,
     training_children,
-    wait_until,
 )
+
+from polling import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -70,9 +71,9 @@ def test_requeued_job_continues_its_run_to_the_weights_of_an_uninterrupted_run(
         slurm, mlflow_server, tmp_path, uninterrupted_weights, requeue):
     experiment = experiment_name(f"requeue-{requeue}")
     proc = start_sweep(tmp_path, experiment, *REQUEUE_CONFIG, "seed=3,4")
-    [child] = wait_until(lambda: [r for r in training_children(experiment, 1)
-                                  if r.data.params["seed"] == "3"],
-                         300, "the seed=3 job to log its first metrics")
+    [child] = wait_for(lambda: [r for r in training_children(experiment, 1)
+                                if r.data.params["seed"] == "3"],
+                       300, "the seed=3 job to log its first metrics", interval=1.0)
     job_id = child.data.tags["slurm_job_id"]
     subprocess.run([*REQUEUES[requeue], job_id], check=True, timeout=60)
     log = _finish(proc, tmp_path)
@@ -103,8 +104,8 @@ def test_scancel_ends_the_runs_killed_and_the_sweep_with_a_stop_reason(
         slurm, mlflow_server, tmp_path):
     experiment = experiment_name("scancel")
     proc = start_sweep(tmp_path, experiment, *LONG, "trainer.epochs=100000", "seed=0,1,2,3")
-    started = wait_until(lambda: training_children(experiment, 2), 300,
-                         "two jobs to log their first metrics")
+    started = wait_for(lambda: training_children(experiment, 2), 300,
+                       "two jobs to log their first metrics", interval=1.0)
     array = started[0].data.tags["slurm_job_id"].split("_")[0]
     subprocess.run(["scancel", array], check=True, timeout=60)
     log = _finish(proc, tmp_path, timeout=300)
@@ -143,9 +144,9 @@ def test_a_job_whose_process_dies_is_reported_with_its_slurm_id_and_log(
         slurm, mlflow_server, tmp_path):
     experiment = experiment_name("dies")
     proc = start_sweep(tmp_path, experiment, *LONG, "trainer.epochs=2000", "seed=0,1")
-    [victim] = wait_until(lambda: [r for r in training_children(experiment, 1)
-                                   if r.data.params["seed"] == "0"],
-                          300, "the seed=0 job to log its first metrics")
+    [victim] = wait_for(lambda: [r for r in training_children(experiment, 1)
+                                 if r.data.params["seed"] == "0"],
+                        300, "the seed=0 job to log its first metrics", interval=1.0)
     job_id = victim.data.tags["slurm_job_id"]
     os.kill(_job_pid(job_id), signal.SIGKILL)  # as the kernel's OOM killer would
     log = _finish(proc, tmp_path)

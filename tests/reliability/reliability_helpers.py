@@ -13,7 +13,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -130,14 +129,3 @@ def artifact_dir(db: Path, run_id: str) -> Path:
     """Where a SQLite store's run keeps its artifacts (a local file: URI)."""
     (uri,) = rows(db, "SELECT artifact_uri FROM runs WHERE run_uuid = ?", run_id)[0]
     return Path(uri.removeprefix("file://"))
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
-    """Poll `condition()` until it returns something truthy; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -25,8 +25,9 @@ from reliability_helpers import (
     stop_group,
     store_runs,
     train_args,
-    wait_for,
 )
+
+from polling import wait_for
 
 EPOCHS, CHECKPOINT_EVERY = 40, 10
 # xor with an ordered split: no scikit-learn import, so ten worker processes start faster.

@@ -26,8 +26,9 @@ from reliability_helpers import (
     stop_group,
     store_runs,
     train_args,
-    wait_for,
 )
+
+from polling import wait_for
 
 EPOCHS = 3000
 LOG_EVERY = 20

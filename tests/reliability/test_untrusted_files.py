@@ -30,8 +30,9 @@ from reliability_helpers import (
     stop_group,
     store_runs,
     train_args,
-    wait_for,
 )
+
+from polling import wait_for
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
