@@ -77,6 +77,7 @@ def test_params_are_what_a_person_compares():
               "trainer": {"epochs": 5, "progress": False, "blas_threads": None, "resume": None},
               "trial": {"number": None, "study_name": None, "storage": None}}
     assert compared_params(config) == {"seed": "3", "optimizer.name": "sgd",
-                                       "optimizer.lr": "0.1", "trainer.epochs": "5"}
+                                       "optimizer.lr": "0.1", "trainer.epochs": "5",
+                                       "trainer.resume": "null"}  # a resume changes it
     config["trial"] = {"number": 4, "study_name": "s", "storage": "sqlite:///s.db"}
     assert compared_params(config)["trial.number"] == "4"  # an Optuna trial's runs are found

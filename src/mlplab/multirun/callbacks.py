@@ -22,6 +22,7 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.multirun import progress
@@ -137,6 +138,13 @@ class MlflowSweepCallback(Callback):
 _OPEN: list[MlflowSweepCallback] = []
 
 
+def _job_num(config: DictConfig) -> int | None:
+    """The job's number in its sweep; None outside a sweep (it is left unset)."""
+    if OmegaConf.select(config, "hydra.mode", default=None) != RunMode.MULTIRUN:
+        return None
+    return OmegaConf.select(config, "hydra.job.num", default=None)
+
+
 class SweepProgress(Callback):
     """`hydra.callbacks.sweep_progress._target_: mlplab.multirun.callbacks.SweepProgress`.
 
@@ -163,12 +171,14 @@ class SweepProgress(Callback):
             self.line = None
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
-        job = config.hydra.job
-        progress.write_state(config.hydra.sweep.dir, job.num, "running", name=job.override_dirname)
+        if _job_num(config) is None:  # a single run: Hydra calls job callbacks for it too
+            return
+        progress.write_state(config.hydra.sweep.dir, _job_num(config), "running",
+                             name=config.hydra.job.override_dirname)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
-        sweep_dir, num = config.hydra.sweep.dir, config.hydra.job.num
-        if (progress.read_state(sweep_dir, num) or {}).get("state") != "running":
+        sweep_dir, num = config.hydra.sweep.dir, _job_num(config)
+        if num is None or (progress.read_state(sweep_dir, num) or {}).get("state") != "running":
             return  # the task recorded how its run ended
         failed = job_return.status != JobStatus.COMPLETED
         value = None if failed else job_return.return_value

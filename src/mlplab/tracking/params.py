@@ -5,9 +5,10 @@ person compares: the keys that decide what was trained (dataset, architecture, i
 optimizer, schedule, trainer, seed), and the Optuna trial it belongs to when it belongs to
 one. Left out are the keys that say where or how the run was recorded (`run_name`,
 `experiment_name`, `data_dir`, `logger.*`, `tags`, `trainer.progress`,
-`trainer.blas_threads`, `trainer.resume`): each is the run's name, its experiment, a path
-of this machine, a tag already, or a display switch, and as columns they only crowd the
-MLflow UI's column picker and the `mlplab runs` table.
+`trainer.blas_threads`): each is the run's name, its experiment, a path of this machine, a
+tag already, or a display switch, and as columns they only crowd the MLflow UI's column
+picker and the `mlplab runs` table. `trainer.resume` stays: a resumed run records that it
+was resumed by that param changing (tag `resume_changed_params`).
 
 The same rule, `is_bookkeeping`, keeps such keys (and the Optuna trial's) out of the columns
 that `mlplab runs`, the sweep plots and the UI's opening view choose among.
@@ -20,10 +21,11 @@ from collections.abc import Iterable, Mapping
 
 MAX_PARAM_LENGTH = 6000
 
-# Where or how a run was recorded, not what it trained (see the module docstring).
+# Where or how a run was recorded, not what it trained (see the module docstring); the
+# bookkeeping rule for tables and plots also leaves out trainer.resume.
 _RECORDING_KEYS = re.compile(
     r"^(run_name|experiment_name|data_dir|tags|logger|hydra)(\.|$)"
-    r"|^trainer\.(progress|blas_threads|resume)$")
+    r"|^trainer\.(progress|blas_threads)$")
 # Which Optuna trial a run was: logged when set (to find a trial's runs), never compared.
 _TRIAL_KEYS = re.compile(r"^trial(\.|$)")
 
@@ -61,7 +63,8 @@ def compared_params(config: Mapping) -> dict[str, str]:
 
 def is_bookkeeping(key: str) -> bool:
     """Whether a param key records a run rather than describing what it trained."""
-    return bool(_RECORDING_KEYS.match(key) or _TRIAL_KEYS.match(key))
+    return bool(_RECORDING_KEYS.match(key) or _TRIAL_KEYS.match(key)
+                or key == "trainer.resume")
 
 
 def varying_params(params: Iterable[Mapping[str, str]], keys: Iterable[str] | None = None
