@@ -245,10 +245,9 @@ class MlflowRun:
             # What the job returns to a sweeper; with restored best weights it is not the
             # metric's last logged value, so the sweep summary reads it from here.
             tags.update(objective=repr(float(objective)), objective_metric=result.monitor)
-        # The logged model exists before the last write, so that the last evaluation's
-        # metrics are its metrics in that same write.
+        # The last metrics and the outcome in one write; the logged model is made first, so
+        # that the last evaluation's metrics are its metrics in that same write.
         logged = self._new_logged_model(status)
-        # the last metrics and the outcome in one write
         self.flush(tags, logged.model_id if logged is not None else None)
         if self._trainer is not None:
             self._log_final_artifacts(self._trainer, status, logged)
