@@ -40,12 +40,7 @@ from mlplab.cli.runs_table import (
 )
 from mlplab.errors import ConfigError, choices
 from mlplab.tracking.params import flatten_params
-from mlplab.tracking.store import (
-    check_store,
-    default_tracking_uri,
-    get_client,
-    resolve_tracking_uri,
-)
+from mlplab.tracking.store import default_tracking_uri, get_client, resolve_tracking_uri
 
 _SHORT_CONDITION = re.compile(
     r"^\s*(?:(params|metrics|tags|attributes)\.)?([\w.\-/]+)\s*(<=|>=|!=|=|<|>)\s*(.+?)\s*$")
@@ -103,7 +98,7 @@ def mlflow_filter(expressions: list[str]) -> str:
 
 def open_store(value: str | None):
     """A client of an existing store, or a one-line ConfigError; never creates one (nor
-    its directory: the check comes before `check_store`, which makes directories)."""
+    its directory: the check comes before `get_client`, which makes both)."""
     uri = resolve_tracking_uri(value)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ConfigError(f"--tracking-uri: no MLflow store at {uri.removeprefix('sqlite:///')}"
@@ -111,7 +106,7 @@ def open_store(value: str | None):
                           f"sqlite:///PATH or an MLflow server's http(s):// URL), by default "
                           f"{default_tracking_uri().removeprefix('sqlite:///')} once a run "
                           "has been logged")
-    return get_client(check_store(uri, key="tracking URI"))
+    return get_client(uri)  # which checks the store (one request to a server) first
 
 
 def search(client, experiment_ids, filter_string) -> list:

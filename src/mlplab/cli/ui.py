@@ -54,6 +54,18 @@ def _experiment_id(client, name: str | None) -> str:
     return latest[0].info.experiment_id if latest else "0"
 
 
+def _publish_view(client, experiment_id: str) -> str | None:
+    """The experiment's comparison view, rewritten; None (MLflow's default view) when it
+    has no runs or the view cannot be written (the UI opens all the same)."""
+    try:
+        runs = latest_runs(client, experiment_id)
+        return publish_experiment_view(client, experiment_id, runs) if runs else None
+    except Exception as error:  # noqa: BLE001 -- a view is a convenience, never a stop
+        print(f"mlplab ui: the comparison view could not be written ({error}); the UI opens "
+              "on MLflow's default view", file=sys.stderr)
+        return None
+
+
 def _server_command(store: str, host: str, port: int) -> list[str]:
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
                "--host", host, "--port", str(port), "--workers", "1"]
@@ -112,8 +124,7 @@ def ui_main(argv: list[str]) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     try:
-        runs = latest_runs(client, experiment_id)  # while the server starts
-        key = publish_experiment_view(client, experiment_id, runs) if runs else None
+        key = _publish_view(client, experiment_id)  # while the server starts
         _wait_until_up(server, shown_host, args.port)
         url = view_url(f"http://{shown_host}:{args.port}", experiment_id, key)
         print(f"MLflow UI for {store}:\n{url}", flush=True)

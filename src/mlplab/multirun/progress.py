@@ -26,9 +26,10 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 
+from mlplab.tracking.sweep import CHILD_STATES, state_of
+
 PROGRESS_DIR = ".progress"
 POLL_SECONDS = 0.5
-STATES = ("running", "completed", "pruned", "failed", "killed")
 
 
 def _path(sweep_dir, job_num) -> Path:
@@ -61,24 +62,17 @@ def read_states(sweep_dir) -> list[dict]:
     return states
 
 
-def outcome_state(status: str, reason: str | None) -> str:
-    """A finished job's state from its run's status and stop reason."""
-    if status == "FINISHED":
-        return "pruned" if (reason or "").lower().startswith("pruned") else "completed"
-    return {"FAILED": "failed", "KILLED": "killed"}.get(status, "failed")
-
-
 def note_job_outcome(sweep_dir, outcome) -> None:
     """Record how the job running in this process ended (a `JobOutcome`)."""
-    write_state(sweep_dir, HydraConfig.get().job.num, outcome_state(outcome.status,
-                                                                   outcome.reason),
+    pruned = (outcome.reason or "").lower().startswith("pruned")
+    write_state(sweep_dir, HydraConfig.get().job.num, state_of(outcome.status, pruned),
                 outcome.value, outcome.run_name)
 
 
 def summary_line(states: list[dict], monitor: str | None, mode: str,
                  total: int | None = None) -> str:
     """The live line for these job states."""
-    counts = {state: 0 for state in STATES}
+    counts = dict.fromkeys(CHILD_STATES, 0)
     for entry in states:
         state = entry.get("state")
         counts[state if state in counts else "failed"] += 1

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 
 MAX_PARAM_LENGTH = 6000
 
-# Where or how a run was recorded, not what it trained (see the module docstring).
+# Where or how a run was recorded, not what it trained (see the module docstring); the
+# bookkeeping rule for tables and plots also leaves out trainer.resume.
 _RECORDING_KEYS = re.compile(
     r"^(run_name|experiment_name|data_dir|tags|logger|hydra)(\.|$)"
     r"|^trainer\.(progress|blas_threads)$")

@@ -166,31 +166,42 @@ def _requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("mlflow", "numpy", "pandas")]
 
 
+def new_logged_model(client, run_id: str, experiment_id: str | None = None, params=None,
+                     step: int = 0):
+    """A PENDING logged model `mlp` of run `run_id` (its output at `step`, the epoch the
+    weights come from) with `params` (the run's, on the Models page): the `LoggedModel`."""
+    from mlflow.entities import LoggedModelOutput
+
+    if experiment_id is None:
+        experiment_id = client.get_run(run_id).info.experiment_id
+    logged = client.create_logged_model(experiment_id, name=LOGGED_MODEL_NAME, source_run_id=run_id,
+                                        params=dict(params or {}), model_type="mlplab-mlp")
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
+    return logged
+
+
 def log_pyfunc_model(client, run_id: str, model, dataset, *, artifact_path=ARTIFACT_PATH,
                      n_example_rows: int = 5, feature_names=None, output_names=None,
-                     experiment_id: str | None = None, params=None, step: int = 0) -> str:
-    """Save the model of `dataset`'s task, log it as the logged model `mlp` of run `run_id`
-    and as the run's artifact `artifact_path`; returns the logged model's id.
+                     logged=None) -> str:
+    """Save the model of `dataset`'s task, log it as the run's logged model (`logged`,
+    else a new one, see `new_logged_model`) and as the run's artifact `artifact_path`;
+    returns the logged model's id, READY (FAILED if its files could not be written).
 
     Uses the dataset's scalers, so predictions come out in the data's original units; the
     input example is the first test rows mapped back to original units. Column names come
     from the arguments, else `dataset.info["feature_names"]` / `["target_names"]`, else
-    x0.. / y0... `params` (the run's, if given) are the model's params on the Models page;
-    `step` is the epoch the model comes from.
+    x0.. / y0...
     """
-    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.entities import LoggedModelStatus
     from mlflow.models import Model
 
     info = getattr(dataset, "info", None) or {}  # loaders may name columns there
     example = dataset.X_test[:n_example_rows]
     if dataset.x_scaler is not None:
         example = dataset.x_scaler.inverse_transform(example)
-    if experiment_id is None:
-        experiment_id = client.get_run(run_id).info.experiment_id
-    logged = client.create_logged_model(experiment_id, name=LOGGED_MODEL_NAME, source_run_id=run_id,
-                                        params=dict(params or {}), model_type="mlplab-mlp")
+    if logged is None:
+        logged = new_logged_model(client, run_id)
     try:
-        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
         with tempfile.TemporaryDirectory(prefix="mlplab-model-") as scratch:
             directory = save_pyfunc_model(
                 Path(scratch) / artifact_path, model, task=dataset.task,

@@ -245,16 +245,22 @@ class MlflowRun:
             # What the job returns to a sweeper; with restored best weights it is not the
             # metric's last logged value, so the sweep summary reads it from here.
             tags.update(objective=repr(float(objective)), objective_metric=result.monitor)
-        self.flush(tags)  # the last metrics and the outcome in one write
+        # The last metrics and the outcome in one write; the logged model is made first, so
+        # that the last evaluation's metrics are its metrics in that same write.
+        logged = self._new_logged_model(status)
+        self.flush(tags, logged.model_id if logged is not None else None)
         if self._trainer is not None:
-            self._log_final_artifacts(self._trainer, status)
+            self._log_final_artifacts(self._trainer, status, logged)
 
     # -- logging helpers ------------------------------------------------------------------
 
-    def flush(self, tags: Mapping[str, str] | None = None) -> None:
+    def flush(self, tags: Mapping[str, str] | None = None, model_id: str | None = None) -> None:
         """Write the buffered metrics (in batches of at most 1000); `tags` (a few) go with
-        the first batch: each `log_batch` is a store transaction, a run's end needs one."""
+        the first batch: each `log_batch` is a store transaction, a run's end needs one.
+        With `model_id`, the last evaluation's metrics are also that logged model's."""
         pending, self._pending = self._pending, []
+        if model_id is not None:
+            pending = self._linked_to(model_id, pending)
         tag_items = []
         if tags:
             from mlflow.entities import RunTag
@@ -266,6 +272,24 @@ class MlflowRun:
                                   metrics=pending[start:start + MAX_METRICS_PER_BATCH])
             start, tag_items = start + MAX_METRICS_PER_BATCH, []
         self._last_flush = time.monotonic()
+
+    def _linked_to(self, model_id: str, pending: list) -> list:
+        """`pending` with the last evaluation's points carrying `model_id` (and the dataset
+        they were computed on); points of it written already are added again: MLflow keeps
+        one copy of an identical point in the run's history, and links the model's."""
+        from mlflow.entities import Metric
+
+        entity = self.dataset_entity
+        final = {id(point) for point in self._last_metrics.values()}
+        waiting = {id(point) for point in pending}
+
+        def linked(m):
+            return Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id,
+                          dataset_name=entity.name if entity else None,
+                          dataset_digest=entity.digest if entity else None)
+
+        return ([linked(m) if id(m) in final else m for m in pending]
+                + [linked(m) for m in self._last_metrics.values() if id(m) not in waiting])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         self.on_epoch_end(step, metrics)
@@ -303,7 +327,23 @@ class MlflowRun:
         with self.artifact_staging() as staging:
             (staging / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(self.config)))
 
-    def _log_final_artifacts(self, trainer, status: str) -> None:
+    def _new_logged_model(self, status: str):
+        """The logged model a finished run's network becomes (its files come later, in
+        `_log_final_artifacts`), a `LoggedModel`; None when no model is logged or it could
+        not be made."""
+        if status != "FINISHED" or not self.log_model or self.dataset is None \
+                or self._trainer is None:
+            return None
+        try:
+            from mlplab.tracking.pyfunc import new_logged_model
+
+            return new_logged_model(self.client, self.run_id, self.experiment_id, self.params,
+                                    getattr(self._trainer.result, "epochs_run", 0) or 0)
+        except Exception:
+            log.exception("could not create the logged model of run %s", self.run_id)
+            return None
+
+    def _log_final_artifacts(self, trainer, status: str, logged=None) -> None:
         model, history = trainer.model, getattr(trainer, "history", None)
         with self.artifact_staging() as staging:
             (staging / "weights").mkdir()
@@ -311,31 +351,13 @@ class MlflowRun:
             if self.plots is not False:
                 _draw_plots(model, self.dataset if status == "FINISHED" else None, history,
                             staging / "plots", self.plots)
-        if status == "FINISHED" and self.log_model and self.dataset is not None:
+        if logged is not None:
             try:
                 from mlplab.tracking.pyfunc import log_pyfunc_model
 
-                step = getattr(getattr(trainer, "result", None), "epochs_run", 0) or 0
-                model_id = log_pyfunc_model(self.client, self.run_id, model, self.dataset,
-                                            experiment_id=self.experiment_id,
-                                            params=self.params, step=step)
-                self._link_metrics(model_id)
+                log_pyfunc_model(self.client, self.run_id, model, self.dataset, logged=logged)
             except Exception:
                 log.exception("could not log the pyfunc model of run %s", self.run_id)
-
-    def _link_metrics(self, model_id: str) -> None:
-        """The last evaluation's metrics, again, as the logged model's: the run's history
-        does not change (MLflow keeps one copy of an identical point), the model's page
-        shows them, and with the dataset they were computed on."""
-        from mlflow.entities import Metric
-
-        entity = self.dataset_entity
-        linked = [Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id,
-                         dataset_name=entity.name if entity else None,
-                         dataset_digest=entity.digest if entity else None)
-                  for m in self._last_metrics.values()]
-        if linked:
-            self.client.log_batch(self.run_id, metrics=linked)
 
     # -- SIGTERM outside the training loop ------------------------------------------------
 

@@ -105,12 +105,19 @@ def open_parent_run(request: dict) -> dict:
             "tracking_uri": client.tracking_uri, "run_name": request["run_name"]}
 
 
-def child_state(run) -> str:
-    """completed, pruned, failed, killed or running: what became of a sweep's child."""
-    status = run.info.status
+CHILD_STATES = ("completed", "pruned", "failed", "killed", "running")
+
+
+def state_of(status: str, pruned: bool) -> str:
+    """One of `CHILD_STATES` for a run's MLflow status and whether a pruner stopped it."""
     if status == "FINISHED":
-        return "pruned" if run.data.tags.get("pruned") == "true" else "completed"
+        return "pruned" if pruned else "completed"
     return {"FAILED": "failed", "KILLED": "killed"}.get(status, "running")
+
+
+def child_state(run) -> str:
+    """What became of a sweep's child run (see `state_of`)."""
+    return state_of(run.info.status, run.data.tags.get("pruned") == "true")
 
 
 def summarize_sweep(parent: dict, monitor: str | None, mode: str, plots, stopped: bool,
@@ -162,7 +169,7 @@ def verdict_of(parent: dict, children, monitor: str, mode: str, *, status: str,
     """The sweep's outcome as plain values: the parent run, how many children ended how,
     the best `TOP_N` completed children ({run_id, run_name, value}, best first), and the
     key of the sweep's UI view."""
-    counts = {state: 0 for state in ("completed", "pruned", "failed", "killed", "running")}
+    counts = dict.fromkeys(CHILD_STATES, 0)
     for child in children:
         counts[child_state(child)] += 1
     top = [{"run_id": run.info.run_id, "run_name": run.info.run_name or "", "value": value}

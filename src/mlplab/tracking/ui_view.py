@@ -113,10 +113,10 @@ def _params_to_show(records: Sequence[RunRecord], first: Sequence[str]) -> list[
 
 
 def _name_width(records: Iterable[RunRecord]) -> int:
-    """Pixels for the run-name column: the longest name (~6.5 px a character), within
-    200-360."""
+    """Pixels for the run-name column: the longest name (~7.2 px a character, after the
+    row's colour dot and indent), within 200-360."""
     longest = max((len(r.name) for r in records), default=10)
-    return int(min(360, max(200, 6.5 * longest + 30)))
+    return int(min(360, max(200, 7.2 * longest + 50)))
 
 
 def _header_width(key: str, least: int = 70) -> int:
@@ -169,8 +169,8 @@ def view_state(records: Sequence[RunRecord], monitor: str | None, mode: str = "m
     first = [column("metrics", m) for m in metrics[:1]]
     selected = (first + [column("params", p) for p in params]
                 + [column("metrics", m) for m in metrics[1:]] + list(TRAILING_COLUMNS))
-    widths = {RUN_NAME_COLUMN: _name_width(records), "runDateAndNestInfo": 130,
-              "duration": 75}
+    widths = {RUN_NAME_COLUMN: _name_width(records), "runDateAndNestInfo": 120,
+              "duration": 70}
     widths.update({column("metrics", m): _header_width(m, 95) for m in metrics})
     widths.update({column("params", p): _header_width(p) for p in params})
     state = {
