@@ -10,6 +10,8 @@ sweep, and the exit statuses they end with.
   jobs into the same exception.
 - An Optuna sweep (`StopRequest`): the first SIGTERM lets the running batch finish, then
   the sweep stops; Ctrl-C or a second SIGTERM stops at once (see `mlplab.search.sweeper`).
+- A SLURM job warned of its time limit (SIGUSR2): `stop_as_on_sigterm` stops it as SIGTERM
+  would, before submitit requeues it (see `mlplab.multirun.slurm_job`).
 
 Every stop exits with `EXIT_STATUS[signal name]`. Signal handlers can only be set from the
 main thread; elsewhere (a thread-based launcher) nothing is installed. A handler someone

@@ -84,7 +84,9 @@ def test_requeued_job_continues_its_run_to_the_weights_of_an_uninterrupted_run(
     [resumed] = [c for c in children if c.info.run_id == child.info.run_id]
     assert resumed.info.status == "FINISHED"
     assert resumed.data.tags["slurm_restarts"] == "1"
-    assert resumed.data.tags["resume_changed_params"] == f"trainer.resume={resumed.info.run_id}"
+    job_log = tmp_path / "multirun" / ".submitit" / job_id / f"{job_id}_0_log.err"
+    assert (f"SLURM job {job_id} restarted (1): continuing run {resumed.info.run_id} from "
+            "its last checkpoint") in job_log.read_text()
     mlflow = client()
     [checkpoint] = [a.path for a in mlflow.list_artifacts(resumed.info.run_id, "checkpoints")]
     stopped_at = int(re.search(r"epoch_(\d+)", checkpoint).group(1))
@@ -163,3 +165,25 @@ def test_a_job_whose_process_dies_is_reported_with_its_slurm_id_and_log(
     assert status["1"].info.status == "FINISHED"
     assert parent.info.status == "FINISHED"
     assert sacct_states(job_id) == {job_id: "FAILED"}
+
+
+def test_sigterm_to_the_launching_command_cancels_the_array(slurm, mlflow_server, tmp_path):
+    experiment = experiment_name("sigterm")
+    proc = start_sweep(tmp_path, experiment, *LONG, "trainer.epochs=100000", "seed=0,1,2")
+    started = wait_until(lambda: training_children(experiment, 2), 300,
+                         "two jobs to log their first metrics")
+    array = started[0].data.tags["slurm_job_id"].split("_")[0]
+    proc.send_signal(signal.SIGTERM)
+    log = _finish(proc, tmp_path, timeout=300)
+
+    assert proc.returncode == 143, log[-3000:]
+    assert f"cancelling SLURM array {array}" in log
+    assert log.rstrip().splitlines()[-1].startswith("mlplab: error: sweep stopped")
+    wait_until(lambda: all(r.info.status == "KILLED" for r in runs_of(experiment)
+                           if r.data.tags.get("mlplab.role") != "sweep"),
+               120, "the cancelled jobs to close their runs")
+    parent, children = parent_and_children(experiment)
+    assert "stop_reason" in parent.data.tags and len(children) == 2
+    for run in children:
+        assert client().list_artifacts(run.info.run_id, "checkpoints")  # resumable
+    assert set(sacct_states(array).values()) == {"CANCELLED by 0"}
