@@ -84,6 +84,7 @@ def test_requeued_job_continues_its_run_to_the_weights_of_an_uninterrupted_run(
     [resumed] = [c for c in children if c.info.run_id == child.info.run_id]
     assert resumed.info.status == "FINISHED"
     assert resumed.data.tags["slurm_restarts"] == "1"
+    assert resumed.data.tags["resume_changed_params"] == f"trainer.resume={resumed.info.run_id}"
     job_log = tmp_path / "multirun" / ".submitit" / job_id / f"{job_id}_0_log.err"
     assert (f"SLURM job {job_id} restarted (1): continuing run {resumed.info.run_id} from "
             "its last checkpoint") in job_log.read_text()
