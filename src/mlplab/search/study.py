@@ -45,8 +45,8 @@ def default_storage_url(study_name: str) -> str:
 
 _storages: dict[tuple[int, str], RDBStorage] = {}
 
-# What a storage URL's scheme needs installed, and the extra that brings it.
-_DRIVER_EXTRAS = {"postgresql": ("psycopg2", "cluster"), "mysql": ("MySQLdb", None)}
+# The optional extra that installs a storage URL scheme's database driver.
+_DRIVER_EXTRAS = {"postgresql": "cluster"}
 
 
 def open_storage(url: str) -> RDBStorage:
@@ -72,7 +72,7 @@ def new_storage(url: str, **heartbeat: Any) -> RDBStorage:
         if not url.startswith("sqlite"):
             try:
                 return RDBStorage(url, **heartbeat)
-            except ModuleNotFoundError as error:
+            except ImportError as error:  # Optuna's, from the driver's ModuleNotFoundError
                 raise _missing_driver(url, error) from None
         path = sqlite_path(url)
         if path:
@@ -88,13 +88,14 @@ def new_storage(url: str, **heartbeat: Any) -> RDBStorage:
     return storage
 
 
-def _missing_driver(url: str, error: ModuleNotFoundError) -> ConfigError:
+def _missing_driver(url: str, error: ImportError) -> ConfigError:
     scheme = url.split(":", 1)[0].split("+", 1)[0]
-    extra = _DRIVER_EXTRAS.get(scheme, (None, None))[1]
+    module = getattr(error.__cause__, "name", None) or getattr(error, "name", None) or "?"
+    extra = _DRIVER_EXTRAS.get(scheme)
     how = (f"pip install -c constraints.txt -e '.[{extra}]'" if extra
-           else f"install the Python driver {error.name!r}")
+           else f"install the Python module {module!r}")
     return ConfigError(f"hydra.sweeper.storage: a {scheme}:// storage needs its database "
-                       f"driver ({error.name} is not installed): {how}")
+                       f"driver ({module} is not installed): {how}")
 
 
 def _sqlite_connect(connection: Any, _record: Any) -> None:

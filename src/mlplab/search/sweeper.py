@@ -130,10 +130,8 @@ class OptunaSweeperImpl(Sweeper):
         self.study_name = s["study_name"] or self._default_study_name(space, s)
         self.storage_url = s["storage"] or default_storage_url(self.study_name)
         self.pruner_settings = pruner_settings(s["pruner"])
-        storage = new_storage(
-            self.storage_url, heartbeat_interval=s["heartbeat_interval"],
-            grace_period=s["grace_period"],
-            heartbeat_stale_trial_callback=lambda study, trial: self.worker.requeue(study, trial))
+        storage = new_storage(self.storage_url, heartbeat_interval=s["heartbeat_interval"],
+                              grace_period=s["grace_period"])
         study, storage = open_study(self.study_name, self.storage_url, s["direction"],
                                     make_pruner(self.pruner_settings), storage)
         n_existing = len(study.trials)

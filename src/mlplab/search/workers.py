@@ -110,6 +110,9 @@ class StudyWorker:
         self._held_lock = threading.Lock()
         self._stop_beating = threading.Event()
         self._beater: threading.Thread | None = None
+        self._reaped: list[int] = []
+        # Optuna's `fail_stale_trials` calls this for each trial whose heartbeat it let lapse.
+        storage.heartbeat_stale_trial_callback = self.requeue
 
     # -- trial ids without Optuna's private attributes ----------------------------------
     def trial_id(self, number: int) -> int:
@@ -157,12 +160,11 @@ class StudyWorker:
         trial is never mistaken for a dead one, and a retry is queued before any claim
         could count the failed trial's place as free.
         """
+        self._reaped = []
         reaped: list[FrozenTrial] = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             # Heartbeat-stale trials: the storage's callback (`requeue`) queues each one.
-            before = {t.number for t in self.study.get_trials(
-                deepcopy=False, states=(TrialState.RUNNING,))}
             optuna.storages.fail_stale_trials(self.study)
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker = trial.user_attrs.get(WORKER_ATTR)
@@ -181,12 +183,11 @@ class StudyWorker:
             reaped.append(self.storage.get_trial(trial_id))
         for trial in reaped:
             self.requeue(self.study, trial)
-        stale = before - {t.number for t in self.study.get_trials(
-            deepcopy=False, states=(TrialState.RUNNING,))}
-        return sorted(stale | {t.number for t in reaped})
+        return sorted(self._reaped)
 
     def requeue(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Queue a dead worker's trial again (the storage's stale-trial callback too)."""
+        self._reaped.append(trial.number)
         if set(trial.params) == self.keys:
             study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number})
         worker = trial.user_attrs.get(WORKER_ATTR)
