@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
+import sys
 import time
 
 import optuna
@@ -131,14 +132,9 @@ def test_another_hosts_trial_is_reaped_only_once_its_heartbeat_is_stale(tmp_path
     worker.close()
 
 
-def test_a_postgresql_storage_without_its_driver_names_the_extra():
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("psycopg2 is installed")
+def test_a_postgresql_storage_without_its_driver_names_the_extra(monkeypatch):
     from mlplab.errors import ConfigError
 
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as where the extra is not installed
     with pytest.raises(ConfigError, match=r"^hydra.sweeper.storage: .*\.\[cluster\]"):
         new_storage("postgresql://user@127.0.0.1:1/db")

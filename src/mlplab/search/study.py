@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from mlplab.errors import ConfigError
 from mlplab.search.locks import file_lock, sqlite_path
+from mlplab.tracking.postgresql import check_postgresql
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,9 @@ def default_storage_url(study_name: str) -> str:
 
 _storages: dict[tuple[int, str], RDBStorage] = {}
 
-# The optional extra that installs a storage URL scheme's database driver.
-_DRIVER_EXTRAS = {"postgresql": "cluster"}
-
+# How long a PostgreSQL storage may take to accept a TCP connection before the sweep
+# says it cannot reach it (SQLAlchemy would otherwise wait on the driver's own timeout).
+POSTGRESQL_PING_S = 5
 
 def open_storage(url: str) -> RDBStorage:
     """An RDB storage, one per process and URL (the basic launcher runs every job in the
@@ -69,11 +70,17 @@ def new_storage(url: str, **heartbeat: Any) -> RDBStorage:
     `grace_period` and `heartbeat_stale_trial_callback` (the sweeper's, not the jobs')."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeat_interval
+        if url.split(":", 1)[0].split("+", 1)[0] == "postgresql":
+            # Its driver is an optional extra: one line naming it, not Optuna's traceback.
+            check_postgresql(url, "hydra.sweeper.storage", POSTGRESQL_PING_S)
         if not url.startswith("sqlite"):
             try:
                 return RDBStorage(url, **heartbeat)
             except ImportError as error:  # Optuna's, from the driver's ModuleNotFoundError
-                raise _missing_driver(url, error) from None
+                module = getattr(error.__cause__, "name", None) or "its database driver"
+                raise ConfigError(f"hydra.sweeper.storage: {url.split(':', 1)[0]}:// needs "
+                                  f"the Python module {module!r}, which is not installed"
+                                  ) from None
         path = sqlite_path(url)
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -86,16 +93,6 @@ def new_storage(url: str, **heartbeat: Any) -> RDBStorage:
     sqlalchemy.event.listen(storage.engine, "begin", _sqlite_begin)
     storage.engine.dispose()  # connections opened during set-up lack the settings
     return storage
-
-
-def _missing_driver(url: str, error: ImportError) -> ConfigError:
-    scheme = url.split(":", 1)[0].split("+", 1)[0]
-    module = getattr(error.__cause__, "name", None) or getattr(error, "name", None) or "?"
-    extra = _DRIVER_EXTRAS.get(scheme)
-    how = (f"pip install -c constraints.txt -e '.[{extra}]'" if extra
-           else f"install the Python module {module!r}")
-    return ConfigError(f"hydra.sweeper.storage: a {scheme}:// storage needs its database "
-                       f"driver ({module} is not installed): {how}")
 
 
 def _sqlite_connect(connection: Any, _record: Any) -> None:
