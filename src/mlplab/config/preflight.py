@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import itertools
 import math
 from typing import Any
@@ -30,6 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mlplab.config.compose import (
     CONFIG_NAME,
+    RAY_HINT,
     JobComposer,
     hydra_error_line,
     hydra_on_conf,
@@ -146,6 +148,7 @@ def check_jobs(overrides: list[str], *, multirun: bool, config_name: str = CONFI
         # The config with Hydra's node, for the sweep (or the single job) as a whole.
         base = composer.with_hydra_node([_sweep_values(o)[0] for o in parsed])
         check_moved_targets(base)
+        check_launcher_installed(base)
         complete, extras = True, None
         if not multirun:
             jobs = [list(overrides)]
@@ -173,6 +176,15 @@ def check_jobs(overrides: list[str], *, multirun: bool, config_name: str = CONFI
                      keys={job_key(parser, job) for job in jobs} if values else set(),
                      every_job=bool(values and extras and complete),
                      run_mode=OmegaConf.select(base, "hydra.mode"))
+
+
+def check_launcher_installed(base) -> None:
+    """`hydra/launcher=ray` is always composable (its config is ours), but its jobs need
+    Ray, an optional extra: say so before the sweep's parent run exists."""
+    target = str(OmegaConf.select(base, "hydra.launcher._target_", default="") or "")
+    if target.endswith(".RayLauncher") and importlib.util.find_spec("ray") is None:
+        raise ConfigError(f"hydra/launcher: 'ray' {RAY_HINT}; valid choices without it: "
+                          "basic, joblib, local_parallel, submitit_local, submitit_slurm")
 
 
 def check_command_line(overrides: list[str], *, multirun: bool, config_name: str = CONFIG_NAME,

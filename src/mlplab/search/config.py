@@ -19,8 +19,9 @@ class SamplerConf:
     """Which Optuna sampler proposes configurations.
 
     `n_startup_trials` is TPE's and CMA-ES's number of random trials before modelling;
-    `constant_liar` lets TPE avoid proposing the same point twice within a parallel batch
-    (null: on when `n_jobs` > 1).
+    `constant_liar` lets TPE avoid proposing a point close to one still running, in this
+    batch or in another worker of the study (null: on; it changes nothing when no trial is
+    running).
     """
 
     name: str = "tpe"
@@ -58,6 +59,12 @@ class OptunaSweeperConf:
     search space and fixed overrides, so re-running the same command resumes the same
     study while a different sweep gets a fresh one. `storage: null` means
     `sqlite:///<project root>/outputs/optuna/<study_name>.db`.
+
+    Several sweeper processes given the same `study_name` and `storage` share the study
+    (`mlplab.search.workers`): `heartbeat_interval` is how often (seconds) each records that
+    it is alive for the trials it waits on, and a trial whose worker was silent for
+    `grace_period` seconds is failed and queued again by another worker (at once when that
+    worker ran on the same host and its process is gone).
     """
 
     _target_: str = "hydra_plugins.mlplab_optuna_sweeper.mlplab_optuna_sweeper.MlplabOptunaSweeper"
@@ -67,6 +74,8 @@ class OptunaSweeperConf:
     n_trials: int = 20
     n_jobs: int = 1
     max_failures: int | None = None
+    heartbeat_interval: int = 10
+    grace_period: int = 60
     sampler: SamplerConf = field(default_factory=SamplerConf)
     pruner: PrunerConf = field(default_factory=PrunerConf)
     params: dict[str, str] = field(default_factory=dict)

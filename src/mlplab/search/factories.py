@@ -18,7 +18,7 @@ PRUNER_ATTR = "mlplab_pruner"
 
 
 def make_sampler(
-    conf: Any, n_jobs: int = 1, grid: dict[str, list] | None = None, n_existing: int = 0
+    conf: Any, grid: dict[str, list] | None = None, n_existing: int = 0
 ) -> optuna.samplers.BaseSampler:
     """Build `hydra.sweeper.sampler`; `grid` is the finite search space for `grid`.
 
@@ -34,7 +34,8 @@ def make_sampler(
             seed=seed,
             n_startup_trials=conf["n_startup_trials"],
             multivariate=conf["multivariate"],
-            constant_liar=n_jobs > 1 if conf["constant_liar"] is None else conf["constant_liar"],
+            # Running trials may belong to this batch or to other workers of the study.
+            constant_liar=True if conf["constant_liar"] is None else conf["constant_liar"],
         )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)

@@ -2,8 +2,11 @@
 
 A study is stored in SQLite by default, one file per study, so that re-running the same
 sweep command (same study name) picks up where an interrupted sweep stopped. SQLite is
-shared by the sweeper and by every job that reports intermediate values, possibly from
-several processes, hence the generous lock timeout.
+shared by the sweepers of a study and by every job that reports intermediate values, from
+several processes, hence the generous lock timeout and transactions that take the write
+lock when they begin (see `_sqlite_begin`). Any SQLAlchemy URL works instead, e.g. a
+PostgreSQL server that the workers of a cluster all reach. Several sweepers on one study:
+`mlplab.search.workers`.
 """
 
 from __future__ import annotations
@@ -11,16 +14,19 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import optuna
 import sqlalchemy
+from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from mlplab.errors import ConfigError
-from mlplab.private_api import trial_id
+from mlplab.search.locks import file_lock, sqlite_path
+from mlplab.tracking.postgresql import check_postgresql
 
 log = logging.getLogger(__name__)
 
@@ -40,65 +46,72 @@ def default_storage_url(study_name: str) -> str:
 
 _storages: dict[tuple[int, str], RDBStorage] = {}
 
+# How long a PostgreSQL storage may take to accept a TCP connection before the sweep
+# says it cannot reach it (SQLAlchemy would otherwise wait on the driver's own timeout).
+POSTGRESQL_PING_S = 5
 
 def open_storage(url: str) -> RDBStorage:
     """An RDB storage, one per process and URL (the basic launcher runs every job in the
     sweeper's process, and a loky worker runs many: setting one up is not free).
 
-    SQLite connections wait for locks instead of failing at once.
-
-    SQLite also gets write-ahead logging with `synchronous=NORMAL`: every job commits one
-    intermediate value per epoch, and a full fsync per commit would cost more than a toy
-    epoch; WAL also lets the sweeper read while jobs write. Both survive a killed process.
+    SQLite connections wait for locks instead of failing at once, and get write-ahead
+    logging with `synchronous=NORMAL`: every job commits one intermediate value per epoch,
+    and a full fsync per commit would cost more than a toy epoch; WAL also lets readers
+    read while jobs write. Both survive a killed process.
     """
     key = (os.getpid(), url)  # a forked worker must not share its parent's connections
     if key not in _storages:
-        _storages[key] = _new_storage(url)
+        _storages[key] = new_storage(url)
     return _storages[key]
 
 
-def _new_storage(url: str) -> RDBStorage:
-    if not url.startswith("sqlite"):
-        return RDBStorage(url)
-    path = url.split(":///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    storage = RDBStorage(
-        url, engine_kwargs={"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}}
-    )
-    sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
-    storage.engine.dispose()  # connections opened during set-up lack the pragmas
+def new_storage(url: str, **heartbeat: Any) -> RDBStorage:
+    """A storage of its own; `heartbeat` are RDBStorage's `heartbeat_interval`,
+    `grace_period` and `heartbeat_stale_trial_callback` (the sweeper's, not the jobs')."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeat_interval
+        if url.split(":", 1)[0].split("+", 1)[0] == "postgresql":
+            # Its driver is an optional extra: one line naming it, not Optuna's traceback.
+            check_postgresql(url, "hydra.sweeper.storage", POSTGRESQL_PING_S)
+        if not url.startswith("sqlite"):
+            try:
+                return RDBStorage(url, **heartbeat)
+            except ImportError as error:  # Optuna's, from the driver's ModuleNotFoundError
+                module = getattr(error.__cause__, "name", None) or "its database driver"
+                raise ConfigError(f"hydra.sweeper.storage: {url.split(':', 1)[0]}:// needs "
+                                  f"the Python module {module!r}, which is not installed"
+                                  ) from None
+        path = sqlite_path(url)
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Workers starting together would race to create the tables of a new file.
+        with file_lock(path):
+            storage = RDBStorage(
+                url, engine_kwargs={"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}},
+                **heartbeat)
+    sqlalchemy.event.listen(storage.engine, "connect", _sqlite_connect)
+    sqlalchemy.event.listen(storage.engine, "begin", _sqlite_begin)
+    storage.engine.dispose()  # connections opened during set-up lack the settings
     return storage
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+def _sqlite_connect(connection: Any, _record: Any) -> None:
+    # Python's sqlite3 opens a transaction only before the first write, so a read that a
+    # write depends on (is the trial still WAITING? still RUNNING?) ran outside it, and two
+    # processes could both pop the same queued trial. With the driver's own transaction
+    # handling off, `_sqlite_begin` starts every transaction itself.
+    connection.isolation_level = None
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
-def recover_interrupted(study: optuna.Study, storage: RDBStorage, keys: set[str]) -> list[int]:
-    """Mark trials a killed sweep left RUNNING as FAIL and queue their params again.
-
-    Only one sweeper may drive a study at a time: a RUNNING trial at start-up can only
-    belong to a sweep that died, so its job result is lost and the configuration must be
-    evaluated again. A trial killed while its params were being sampled (some of `keys`
-    missing) never ran and is not queued. Returns the numbers of the trials marked FAIL.
-    """
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        storage.set_trial_user_attr(trial_id(trial), "interrupted", True)
-        storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
-        if set(trial.params) == keys:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-        failed.append(trial.number)
-    if failed:
-        log.warning(
-            "Study %s: trials %s were left RUNNING by an interrupted sweep; marked FAIL and "
-            "queued again", study.study_name, failed,
-        )
-    return failed
+def _sqlite_begin(connection: Any) -> None:
+    # The write lock from the first statement on: Optuna's read-check-write steps (popping
+    # a queued trial, failing a stale one) are then atomic between processes, as its
+    # SELECT ... FOR UPDATE makes them on PostgreSQL. Waits, never fails, for the lock.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def count_done(study: optuna.Study) -> int:
@@ -107,11 +120,12 @@ def count_done(study: optuna.Study) -> int:
 
 
 def open_study(
-    name: str, url: str, direction: str, pruner: Any
+    name: str, url: str, direction: str, pruner: Any, storage: RDBStorage | None = None
 ) -> tuple[optuna.Study, RDBStorage]:
-    """Create the study or load it when it exists (resume). The caller sets
+    """Create the study or load it when it exists (resume, or another worker made it) in
+    `storage` (default: this process's storage for `url`). The caller sets
     `study.sampler`, which may depend on how many trials the study already has."""
-    storage = open_storage(url)
+    storage = storage or open_storage(url)
     study = optuna.create_study(
         study_name=name,
         storage=storage,

@@ -5,7 +5,8 @@ Each round asks `n_jobs` trials, turns them into job overrides (one job per seed
 submitit, ray), then tells the study COMPLETE / PRUNED / FAIL from the jobs' return values
 and from what the jobs' `PruningCallback` recorded on the trials. The study is persistent:
 only COMPLETE and PRUNED trials count toward `n_trials`, so running the same command again
-finishes an interrupted sweep without repeating finished trials.
+finishes an interrupted sweep without repeating finished trials. Several sweeper
+processes may share one study; `mlplab.search.workers` says how they split it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +24,24 @@ from hydra.core.utils import JobReturn
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import Trial, TrialState
 
 from mlplab.errors import ConfigError, DataError, choices
+from mlplab.multirun.sweeps import logger_enabled
 from mlplab.private_api import trial_id
 from mlplab.search.config import DIRECTIONS
 from mlplab.search.factories import PRUNER_ATTR, make_pruner, make_sampler, pruner_settings
 from mlplab.search.groups import aggregate_seed_values, trial_overrides
+from mlplab.search.orphans import close_orphaned_runs
 from mlplab.search.outcomes import describe_outcome, is_objective, job_outcome
 from mlplab.search.pruning import KILLED_ATTR, PRUNED_AT_ATTR
 from mlplab.search.space import SearchSpace, parse_search_space
-from mlplab.search.study import count_done, default_storage_url, open_study, recover_interrupted
+from mlplab.search.study import count_done, default_storage_url, new_storage, open_study
 from mlplab.search.summary import write_summary
+from mlplab.search.workers import StudyWorker
 from mlplab.signals import StopRequest, signal_of_killed_run, sigterm_ignored
+from mlplab.tracking.store import resolve_tracking_uri
 from mlplab.tracking.sweep import close_unfinished_sweep
 
 log = logging.getLogger(__name__)
@@ -64,6 +71,7 @@ class OptunaSweeperImpl(Sweeper):
         self.job_idx = 0
         self.validated = False
         self.study: optuna.Study | None = None
+        self.worker: StudyWorker | None = None
         self.stop = StopRequest()
 
     def setup(
@@ -86,11 +94,15 @@ class OptunaSweeperImpl(Sweeper):
                 returns = self._sweep(arguments)
             except KeyboardInterrupt:
                 with sigterm_ignored():
-                    if self.study is not None:
-                        # Whatever was asked and not told (mid-batch, mid-ask) is lost.
-                        recover_interrupted(self.study, self.storage, set(self.space.params))
+                    if self.worker is not None:
+                        # Whatever this worker asked and did not tell is lost: run it again.
+                        for number in list(self.worker.held):
+                            self._abandon(number, requeue=True)
                     self._close_parent_run()
                 raise
+            finally:
+                if self.worker is not None:
+                    self.worker.close()
         if self.stop.signal_name is not None:
             # Not a finished sweep: skip Hydra's end-of-sweep callbacks (the parent run is
             # closed here, tagged as stopped early) and exit as a signalled command does.
@@ -118,15 +130,18 @@ class OptunaSweeperImpl(Sweeper):
         self.study_name = s["study_name"] or self._default_study_name(space, s)
         self.storage_url = s["storage"] or default_storage_url(self.study_name)
         self.pruner_settings = pruner_settings(s["pruner"])
+        storage = new_storage(self.storage_url, heartbeat_interval=s["heartbeat_interval"],
+                              grace_period=s["grace_period"])
         study, storage = open_study(self.study_name, self.storage_url, s["direction"],
-                                    make_pruner(self.pruner_settings))
+                                    make_pruner(self.pruner_settings), storage)
         n_existing = len(study.trials)
-        study.sampler = make_sampler(s["sampler"], s["n_jobs"], grid, n_existing)
+        study.sampler = make_sampler(s["sampler"], grid, n_existing)
         study.set_user_attr(PRUNER_ATTR, self.pruner_settings)
         self.study, self.storage, self.space = study, storage, space
+        self.worker = StudyWorker(study, storage, self.storage_url, set(space.params),
+                                  s["heartbeat_interval"], on_requeue=self._close_runs_of)
         seeds = list(s["seeds"] or [])
         self.job_idx = n_existing * max(1, len(seeds))
-        recover_interrupted(study, storage, set(space.params))
 
         budget = s["n_trials"]
         if grid is not None:
@@ -146,8 +161,17 @@ class OptunaSweeperImpl(Sweeper):
         if count_done(study) >= budget:
             log.warning(complete_study_message(self.study_name, self.storage_url,
                                                count_done(study), budget, s["n_trials"], grid))
+        waiting_since = None
         while self.stop.signal_name is None and (remaining := budget - count_done(study)) > 0:
-            trials = [study.ask(space.distributions) for _ in range(min(s["n_jobs"], remaining))]
+            trials = self.worker.claim(min(s["n_jobs"], remaining), space.distributions, budget)
+            if not trials:  # the rest of the budget is running in other workers
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    log.info("Study %r: waiting for %d trials running in other workers",
+                             self.study_name, self.worker.live_elsewhere())
+                time.sleep(min(1.0, s["heartbeat_interval"]))
+                continue
+            waiting_since = None
             batch_returns, states = self._run_trials(trials, space, seeds)
             returns.append(batch_returns)
             failures += states.count(TrialState.FAIL)
@@ -196,7 +220,7 @@ class OptunaSweeperImpl(Sweeper):
         except Exception:
             for trial in trials:  # never leave a trial RUNNING (interrupts: see `sweep`)
                 if trial.number not in told:
-                    self._abandon(trial, requeue=False)
+                    self._abandon(trial.number, requeue=False)
             raise
 
     def _launch(self, trials, slots, space, seeds, outcomes) -> list[JobReturn]:
@@ -221,23 +245,41 @@ class OptunaSweeperImpl(Sweeper):
             self.settings, trial.number, self.study_name,
             self.storage_url if reports else None, seeds[slot] if seeds else None)
 
-    def _abandon(self, trial: Trial, requeue: bool) -> None:
-        """Mark an unfinished trial FAIL; an interrupted one is queued for the next run."""
-        if self.storage.get_trial(trial_id(trial)).state.is_finished():
+    def _abandon(self, number: int, requeue: bool) -> None:
+        """Mark this worker's unfinished trial FAIL; an interrupted one is queued again."""
+        self.worker.release(number)
+        ident = self.worker.trial_id(number)
+        trial = self.storage.get_trial(ident)
+        if trial.state.is_finished():
             return  # an interrupt arrived after the study was told
-        trial.set_user_attr("interrupted", True)
-        self.study.tell(trial, state=TrialState.FAIL)
+        try:
+            self.storage.set_trial_user_attr(ident, "interrupted", True)
+            self.study.tell(number, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            return  # another worker took it for a dead one's and queued it again
         if requeue and set(trial.params) == set(self.space.params):
-            self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            self.study.enqueue_trial(trial.params, user_attrs={"retry_of": number})
 
     def _was_pruned(self, trial: Trial) -> bool:
         attrs = self.storage.get_trial_user_attrs(trial_id(trial))
         return PRUNED_AT_ATTR in attrs
 
     def _tell(self, trial: Trial, values: list[Any], seeds: list[int]) -> TrialState:
+        try:
+            return self._tell_outcome(trial, values, seeds)
+        except UpdateFinishedTrialError:
+            # This worker went silent past the grace period (a stalled machine) and another
+            # one failed the trial and queued it again: that retry stands for it.
+            log.warning("Trial %d was taken over by another worker; its result is dropped",
+                        trial.number)
+            return TrialState.FAIL
+        finally:
+            self.worker.release(trial.number)
+
+    def _tell_outcome(self, trial: Trial, values: list[Any], seeds: list[int]) -> TrialState:
         killed = self.storage.get_trial_user_attrs(trial_id(trial)).get(KILLED_ATTR)
         if killed is not None:
-            self._abandon(trial, requeue=True)
+            self._abandon(trial.number, requeue=True)
             self.stop.request(signal_of_killed_run(killed))
             return TrialState.FAIL
         if self._was_pruned(trial):
@@ -260,6 +302,15 @@ class OptunaSweeperImpl(Sweeper):
         log.info("Trial %d COMPLETE value=%.6g %s", trial.number, mean, trial.params)
         return TrialState.COMPLETE
 
+    def _close_runs_of(self, trial, worker: str | None) -> None:
+        """Close the MLflow runs a dead worker left RUNNING for `trial` (see workers)."""
+        if not logger_enabled(self.config):
+            return
+        close_orphaned_runs(
+            resolve_tracking_uri(OmegaConf.select(self.config, "logger.tracking_uri")),
+            str(self.config.get("experiment_name") or "default"), self.study_name,
+            trial.number, worker)
+
     # -- settings -----------------------------------------------------------------------
     def _validated_settings(self) -> dict[str, Any]:
         s = dict(self.settings)
@@ -271,7 +322,7 @@ class OptunaSweeperImpl(Sweeper):
         if s["direction"] not in DIRECTIONS:
             raise ConfigError(f"hydra.sweeper.direction: unknown direction {s['direction']!r}; "
                               f"valid choices: {choices(DIRECTIONS)}")
-        for key in ("n_trials", "n_jobs"):
+        for key in ("n_trials", "n_jobs", "heartbeat_interval", "grace_period"):
             if not isinstance(s[key], int) or s[key] < 1:
                 raise ConfigError(f"hydra.sweeper.{key}: expected a positive integer, "
                                   f"got {s[key]!r}")

@@ -1,0 +1,1 @@
+"""Hydra plugin registration for mlplab's Ray launcher (`hydra/launcher=ray`)."""
