@@ -17,8 +17,10 @@ from collections import Counter
 
 import optuna
 import pytest
-from cluster_helpers import SERVER, cli_env, experiment_name, runs_of, wait_until
+from cluster_helpers import SERVER, cli_env, experiment_name, runs_of
 from optuna.trial import TrialState
+
+from polling import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -34,7 +36,7 @@ SEARCH = ["hydra/sweeper=mlplab_optuna", "optimizer.lr=tag(log, interval(0.001, 
           "hydra.sweeper.pruner.n_warmup_steps=3", "hydra.sweeper.heartbeat_interval=1",
           "hydra.sweeper.grace_period=10"]
 # A trial takes a second or two here, so the kill can find one mid-training.
-JOB = ["dataset.n_samples=1000", "trainer.epochs=30", "trainer.log_every=1",
+JOB = ["dataset.n_samples=1000", "trainer.epochs=30", "trainer.log_interval=1",
        "trainer.batch_size=32", "logger.log_model=false", "logger.plots=false"]
 
 
@@ -73,7 +75,7 @@ def test_three_workers_share_one_study_and_a_killed_ones_trial_runs_again(
                      and len(t.intermediate_values) >= 2), None)
 
     try:
-        killed = wait_until(victims_trial_mid_training, 600, "worker 0 mid-trial", every=0.1)
+        killed = wait_for(victims_trial_mid_training, 600, "worker 0 mid-trial", interval=0.1)
         os.killpg(victim.pid, signal.SIGKILL)  # no chance to tell the study anything
         victim.wait(timeout=60)
         statuses = [w.wait(timeout=1200) for w in workers[1:]]
