@@ -1,5 +1,6 @@
-"""What a job costs on each launcher (local_parallel, submitit_slurm, ray), beyond its training: a sweep of 32 one-epoch jobs of a
-tiny network on 200 moons (training is milliseconds), its wall time divided by 32.
+"""What a job costs on each launcher (local_parallel, submitit_slurm, ray), beyond its
+training: a sweep of 32 one-epoch jobs of a tiny network on 200 moons (training is
+milliseconds), its wall time divided by 32.
 
 Every launcher logs into the same store, the MLflow server on PostgreSQL that
 `.ci/stores-up` starts (what jobs on a cluster share), so the figures differ by the
