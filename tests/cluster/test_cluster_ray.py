@@ -75,7 +75,7 @@ def test_grid_sweep_on_a_ray_head_into_the_postgresql_backed_server(
 def test_a_job_whose_worker_dies_runs_again_in_a_new_one(tmp_path, ray_address, mlflow_server):
     experiment = experiment_name("ray-retry")
     # Long enough to be caught mid-training: 1500 epochs, metrics every 100.
-    overrides = ["dataset.n_samples=200", "trainer.epochs=1500", "trainer.log_interval=100",
+    overrides = ["dataset.n_samples=200", "trainer.epochs=1500", "trainer.log_every=100",
                  "logger.log_model=false", "logger.plots=false", "seed=0,1"]
     log = (tmp_path / "sweep.log").open("w")
     process = subprocess.Popen(ray_command(tmp_path, ray_address, experiment, *overrides),

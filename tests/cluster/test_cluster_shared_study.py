@@ -36,7 +36,7 @@ SEARCH = ["hydra/sweeper=mlplab_optuna", "optimizer.lr=tag(log, interval(0.001, 
           "hydra.sweeper.pruner.n_warmup_steps=3", "hydra.sweeper.heartbeat_interval=1",
           "hydra.sweeper.grace_period=10"]
 # A trial takes a second or two here, so the kill can find one mid-training.
-JOB = ["dataset.n_samples=1000", "trainer.epochs=30", "trainer.log_interval=1",
+JOB = ["dataset.n_samples=1000", "trainer.epochs=30", "trainer.log_every=1",
        "trainer.batch_size=32", "logger.log_model=false", "logger.plots=false"]
 
 
