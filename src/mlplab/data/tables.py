@@ -173,13 +173,13 @@ def read_npz(path: Path, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarr
     try:
         with np.load(path, allow_pickle=False) as archive:
             present = list(archive.files)
-            for key, name in (("features", x_name), ("target", y_name)):
-                if name not in present:
-                    raise ConfigError(f"dataset.{key}: {path} has no array {name!r}; its "
-                                      f"arrays: {', '.join(present) or '(none)'}")
-            X, y = archive[x_name], archive[y_name]
+            X, y = (archive[name] if name in present else None for name in (x_name, y_name))
     except (ValueError, OSError) as error:
         raise DataError(f"{path}: not a readable .npz archive ({error})") from None
+    for key, name, array in (("features", x_name, X), ("target", y_name, y)):
+        if array is None:
+            raise ConfigError(f"dataset.{key}: {path} has no array {name!r}; its arrays: "
+                              f"{', '.join(present) or '(none)'}")
     X, y = _numeric_2d(path, X, f"array {x_name!r}"), _numeric_2d(path, y, f"array {y_name!r}")
     if X.shape[0] != y.shape[0]:
         raise DataError(f"{path}: array {x_name!r} has {X.shape[0]} rows, {y_name!r} has "
