@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,10 @@ from mlplab.errors import ConfigError, DataError
 
 DELIMITERS = {".csv": ",", ".tsv": "\t"}
 EXTENSIONS = (*DELIMITERS, ".npy", ".npz", ".parquet")
-READ_BLOCK = 1 << 24  # bytes hashed (and parsed) at a time: a few MB of text per call
+READ_BLOCK = 1 << 24  # bytes hashed at a time
+# Bytes of text parsed at a time: the block's text, its lines and their parsed rows are
+# the parser's only temporaries, a few times this size whatever the size of the file.
+PARSE_BLOCK = 1 << 22
 
 
 @dataclass
@@ -121,18 +125,17 @@ def parse_delimited(path: Path, delimiter: str, usecols: list[int], names: list[
     with open(path, "rb") as handle:
         handle.readline()  # the header
         while True:
-            block = handle.read(READ_BLOCK)
+            block = handle.read(PARSE_BLOCK)
             text = rest + block
             cut = text.rfind(b"\n") + 1 if block else len(text)
-            rest, text = text[cut:], text[:cut]
-            lines = text.decode("utf-8").splitlines()
-            if lines:
+            rest, text = text[cut:], text[:cut].decode("utf-8")
+            if text:
                 try:
-                    values = np.loadtxt(lines, delimiter=delimiter, usecols=usecols,
-                                        dtype=np.float64, ndmin=2, comments=None,
-                                        quotechar='"')
+                    values = np.loadtxt(io.StringIO(text), delimiter=delimiter,
+                                        usecols=usecols, dtype=np.float64, ndmin=2,
+                                        comments=None, quotechar='"')
                 except ValueError:
-                    raise _find_bad_cell(path, lines, line, delimiter, usecols,
+                    raise _find_bad_cell(path, text.splitlines(), line, delimiter, usecols,
                                          names) from None
                 if filled + values.shape[0] > out.shape[0]:  # lines counted by their \n
                     raise DataError(f"{path}: more rows than newline characters near line "
@@ -140,7 +143,7 @@ def parse_delimited(path: Path, delimiter: str, usecols: list[int], names: list[
                 check_finite_block(path, values, filled, used, lambda r: f"line {r + 2}")
                 out[filled:filled + values.shape[0]] = values
                 filled += values.shape[0]
-                line += len(lines)
+                line += text.count("\n")
             if not block:
                 break
     if filled != out.shape[0]:

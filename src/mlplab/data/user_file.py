@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ FILE_TASKS = ("auto", "binary", "multiclass", "multilabel", "regression")
 # `task: auto` calls one column of integers with at most this many distinct values class
 # labels (two: binary); any other target is regression. Beyond it, say dataset.task.
 AUTO_MAX_CLASSES = 20
-GATHER_ROWS = 65536  # rows copied per step: the temporary float64 block stays a few MB
+GATHER_ROWS = 16384  # rows copied per step: the temporary float64 block stays a few MB
 SHOWN_COLUMNS = 30  # columns listed in a "no such column" message
 
 
@@ -139,11 +140,21 @@ def _read_text(path, suffix, target, features, cache, data_dir, info):
         arrays = store.create(key, {"table": ((rows, len(usecols)), "<f8")}, fill)
         info["cache"] = "written" if arrays is not None else "unwritable"
     if arrays is None:
-        arrays = {"table": np.empty((rows, len(usecols)), dtype=np.float64)}
+        arrays = {"table": scratch_table((rows, len(usecols)))}
         fill(arrays)
     table = Table(arrays["table"], [names[c] for c in usecols], line_offset=2)
     f = len(x_cols)
     return table, list(range(f)), table, list(range(f, len(usecols)))
+
+
+def scratch_table(shape) -> np.ndarray:
+    """A table to parse into without a cache: backed by an unlinked temporary file, so its
+    pages are the kernel's to drop (it is read once, by `gather`), else plain memory."""
+    try:
+        with tempfile.TemporaryFile(prefix="mlplab-table-") as backing:
+            return np.memmap(backing, dtype=np.float64, mode="w+", shape=shape)
+    except (OSError, ValueError):  # no writable temporary directory
+        return np.empty(shape, dtype=np.float64)
 
 
 def _read_npz(path, target, features, info):
