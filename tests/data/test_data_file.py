@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import sys
 
 import numpy as np
 import pytest
@@ -222,3 +223,22 @@ def test_trailing_blank_lines_are_fine_blank_lines_inside_are_not(tmp_path):
     path.write_text("x,y\n1,0\n2,1\n\n3,0\n4,1\n5,0\n")
     with pytest.raises(DataError, match=r"t.csv: 1 blank line\(s\) among the data rows"):
         load(path, tmp_path, test_size=0.4, cache=False)
+
+
+def test_parquet_without_pyarrow_says_what_to_install(tmp_path, monkeypatch):
+    (tmp_path / "d.parquet").write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # makes the import fail
+    with pytest.raises(DataError, match=r"^dataset.path: reading .*d.parquet \(Parquet\) "
+                                        r"needs pandas and pyarrow, which are not installed"):
+        load(tmp_path / "d.parquet", tmp_path)
+
+
+def test_non_finite_cells_of_arrays_are_named_by_row_and_column(tmp_path):
+    X, y = table()
+    X[7, 2] = np.inf
+    np.save(tmp_path / "d.npy", np.column_stack([X, y]))
+    with pytest.raises(DataError, match=r"d.npy: row 7, column '2': inf \(NaN or infinite\)"):
+        load(tmp_path / "d.npy", tmp_path)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    with pytest.raises(DataError, match=r"d.npz: row 7, column 'X\[:, 2\]': inf"):
+        load(tmp_path / "d.npz", tmp_path)

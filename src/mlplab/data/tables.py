@@ -200,7 +200,7 @@ def read_parquet(path: Path, columns: list[str]) -> np.ndarray:
     for name in columns:
         kind = frame[name].dtype.kind
         if kind not in "biuf":
-            import pandas as pd  # present: pyarrow's to_pandas needs it
+            import pandas as pd  # optional, slow to import: only for this message
 
             refused = pd.to_numeric(frame[name], errors="coerce").isna() & frame[name].notna()
             row = int(np.flatnonzero(refused.to_numpy())[0]) if refused.any() else 0

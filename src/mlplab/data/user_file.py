@@ -38,6 +38,7 @@ from mlplab.data.tables import (
     Table,
     check_finite_block,
     extension,
+    file_sha256,
     hash_and_count_lines,
     parquet_columns,
     parse_delimited,
@@ -46,12 +47,9 @@ from mlplab.data.tables import (
     read_npz,
     read_parquet,
 )
+from mlplab.data.targets import FILE_TASKS, check_stratifiable, encode_target
 from mlplab.errors import ConfigError, DataError
 
-FILE_TASKS = ("auto", "binary", "multiclass", "multilabel", "regression")
-# `task: auto` calls one column of integers with at most this many distinct values class
-# labels (two: binary); any other target is regression. Beyond it, say dataset.task.
-AUTO_MAX_CLASSES = 20
 GATHER_ROWS = 16384  # rows copied per step: the temporary float64 block stays a few MB
 SHOWN_COLUMNS = 30  # columns listed in a "no such column" message
 
@@ -158,7 +156,7 @@ def scratch_table(shape) -> np.ndarray:
 
 
 def _read_npz(path, target, features, info):
-    info["sha256"] = _sha256(path)
+    info["sha256"] = file_sha256(path)
     if target is not None and not isinstance(target, str):
         raise ConfigError(f"dataset.target: in an .npz, the name of the target array "
                           f"(default y), got {target!r}")
@@ -179,7 +177,7 @@ def _read_npz(path, target, features, info):
 
 def _read_columns(path, suffix, target, features, info):
     """`.npy` (columns are indices) or Parquet (columns are names)."""
-    info["sha256"] = _sha256(path)
+    info["sha256"] = file_sha256(path)
     if suffix == ".npy":
         values = read_npy(path)
         names = [str(i) for i in range(values.shape[1])]
@@ -194,10 +192,6 @@ def _read_columns(path, suffix, target, features, info):
     table = Table(values, names, None)
     _check_finite(path, table, x_cols + y_cols)
     return table, x_cols, table, y_cols
-
-
-def _sha256(path: Path) -> str:
-    return hash_and_count_lines(path)[0]
 
 
 def _check_finite(path, table: Table, cols) -> None:
@@ -216,52 +210,6 @@ def gather(values: np.ndarray, rows, cols, dtype) -> np.ndarray:
         block = values[rows[start:start + GATHER_ROWS]]
         out[start:start + GATHER_ROWS] = block if every else block[:, cols]
     return out
-
-
-def encode_target(y: np.ndarray, task: str, names: list[str], path: Path):
-    """(task, targets, n_classes, classes) from the (n, k) float64 target columns.
-
-    Class labels become 0..K-1 in the order of their sorted values (`classes`)."""
-    shown = ", ".join(repr(n) for n in names)
-    integral = bool(np.all(y == np.round(y)))
-    if task == "auto":
-        if y.shape[1] > 1:
-            task = "multilabel" if np.isin(y, (0, 1)).all() else "regression"
-        elif integral and np.unique(y).size <= AUTO_MAX_CLASSES:
-            task = "binary" if np.unique(y).size <= 2 else "multiclass"
-        else:
-            task = "regression"
-    if task == "regression":
-        return task, y, None, None
-    if task == "multilabel":
-        if not np.isin(y, (0, 1)).all():
-            raise DataError(f"{path}: dataset.task=multilabel needs 0/1 in every target "
-                            f"column ({shown}); found {y[~np.isin(y, (0, 1))][0]}")
-        return task, y.astype(np.int64), None, None
-    if y.shape[1] != 1:
-        raise ConfigError(f"dataset.target: {task} needs one target column, got {shown}; "
-                          "valid choices: dataset.task=multilabel or regression")
-    classes, labels = np.unique(y[:, 0], return_inverse=True)
-    if classes.size < 2:
-        raise DataError(f"{path}: target {shown} has one class only ({classes[0]:g} in every "
-                        "row); a classifier needs two or more, or set dataset.task=regression")
-    if task == "binary" and classes.size != 2:
-        raise DataError(f"{path}: dataset.task=binary needs two classes, target {shown} has "
-                        f"{classes.size}; valid choices: dataset.task=multiclass or regression")
-    if task == "multiclass" and not integral:
-        raise DataError(f"{path}: dataset.task=multiclass needs integer class labels, target "
-                        f"{shown} has {y[y != np.round(y)][0]}; valid choices: "
-                        "dataset.task=regression")
-    return task, labels.astype(np.int64), int(classes.size), classes
-
-
-def _check_stratifiable(labels, classes, names, path) -> None:
-    counts = np.bincount(labels, minlength=len(classes))
-    if counts.min() < 2:
-        lonely = classes[int(np.argmin(counts))]
-        raise DataError(f"{path}: class {lonely:g} of target {names[0]!r} has a single sample; "
-                        "a stratified split needs two or more of each class; valid choices: "
-                        "dataset.stratify=false, or more samples of that class")
 
 
 def load_file(path: str = "", *, target=None, features=None, task="auto", sha256=None,
@@ -297,7 +245,7 @@ def load_file(path: str = "", *, target=None, features=None, task="auto", sha256
         raise ConfigError(f"dataset.stratify: {resolved.name} is a {inferred} task; only "
                           "single class labels can be stratified")
     if stratify:
-        _check_stratifiable(y, classes, y_names, resolved)
+        check_stratifiable(y, classes, y_names, resolved)
     n = y.shape[0]
     labels = y if stratify else None
     keep, test = split_indices(n, test_size, mode=split, seed=split_seed, labels=labels,
