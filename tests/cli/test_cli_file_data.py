@@ -120,3 +120,14 @@ def test_multilabel_file_is_refused_naming_the_loss_until_one_takes_it(tmp_path)
     [line] = error_lines(proc)
     assert "dataset.task: 'm' is multilabel; loss 'binary_cross_entropy'" in line
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_sweep_with_one_missing_file_is_refused_before_any_run(tmp_path):
+    csv_path, _ = two_files(tmp_path)
+    proc = run_mlplab("train", "-m", "dataset=file", f"dataset.path={csv_path},missing.csv",
+                      f"data_dir={tmp_path / 'data'}", *FAST, *isolated(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    [line] = error_lines(proc)
+    assert line.startswith("mlplab: error: dataset.path: no such file 'missing.csv' (looked "
+                           f"for {tmp_path / 'missing.csv'} and {tmp_path / 'data'}")
+    assert not (tmp_path / "mlflow.db").exists()  # preflight: no parent run, no child
