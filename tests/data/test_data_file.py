@@ -242,3 +242,18 @@ def test_non_finite_cells_of_arrays_are_named_by_row_and_column(tmp_path):
     np.savez(tmp_path / "d.npz", X=X, y=y)
     with pytest.raises(DataError, match=r"d.npz: row 7, column 'X\[:, 2\]': inf"):
         load(tmp_path / "d.npz", tmp_path)
+
+
+@pytest.mark.parametrize("pandas_present", [True, False])
+def test_both_block_parsers_read_the_same_numbers(tmp_path, monkeypatch, pandas_present):
+    """pandas' parser when it is installed, NumPy's loadtxt otherwise: same bits, same
+    errors."""
+    if not pandas_present:
+        monkeypatch.setitem(sys.modules, "pandas", None)  # makes the import fail
+    X, y = table()
+    path = csv_with(tmp_path / "t.csv", X, y)
+    ds = load(path, tmp_path, split="ordered", cache=False)
+    np.testing.assert_array_equal(ds.X_train, X[:ds.n_train])
+    path.write_text("a,b\n1,2\n3,x\n")
+    with pytest.raises(DataError, match=r"t.csv: line 3, column 'b': non-numeric value 'x'"):
+        load(path, tmp_path, cache=False)

@@ -86,9 +86,36 @@ def read_header(path: Path, delimiter: str) -> list[str]:
     return names
 
 
-def _find_bad_cell(path, lines, first_line, delimiter, usecols, names) -> DataError:
-    """The one-line error for the first unparsable cell of `lines` (the slow path, run
-    only after the block parser has refused the block)."""
+def parse_block(data: bytes, delimiter: str, usecols: list[int]) -> np.ndarray:
+    """Whole lines of delimited numbers as (rows, len(usecols)) float64, columns in the
+    order of `usecols`; ValueError for a cell that is not a number.
+
+    pandas' C parser when pandas is there (1.5x NumPy's `loadtxt`; its default float
+    parser gave Python's `float()` bits on 600k random values), else `loadtxt`, which also takes over a block pandas refuses (it
+    reads `nan` and `inf` as numbers, for the finiteness check to name). Missing cells are
+    refused, not read as NaN.
+    """
+    try:
+        # Imported on a first parse only: half a second of start-up most runs never need.
+        import pandas
+    except ImportError:
+        pandas = None
+    if pandas is not None:
+        try:
+            frame = pandas.read_csv(io.BytesIO(data), sep=delimiter, header=None,
+                                    usecols=usecols, dtype=np.float64, na_filter=False,
+                                    engine="c")
+            return frame[usecols].to_numpy(dtype=np.float64)
+        except ValueError:
+            pass
+    return np.loadtxt(io.StringIO(data.decode("utf-8")), delimiter=delimiter,
+                      usecols=usecols, dtype=np.float64, ndmin=2, comments=None,
+                      quotechar='"')
+
+
+def _find_bad_cell(path, lines, first_line, delimiter, usecols, names) -> DataError | None:
+    """The one-line error for the first unparsable cell or ragged row of `lines` (the slow
+    path, run only after the block parser has refused the block), or None."""
     for number, cells in enumerate(csv.reader(lines, delimiter=delimiter), start=first_line):
         if not cells:
             continue
@@ -102,8 +129,7 @@ def _find_bad_cell(path, lines, first_line, delimiter, usecols, names) -> DataEr
                 return DataError(f"{path}: line {number}, column {names[column]!r}: "
                                  f"non-numeric value {cells[column].strip()!r}; used cells "
                                  "must be numbers (dataset.features chooses the columns)")
-    return DataError(f"{path}: lines {first_line}-{first_line + len(lines) - 1} could not "
-                     "be parsed as numbers")
+    return None
 
 
 def check_finite_block(path, block: np.ndarray, first_row: int, names, where) -> None:
@@ -128,15 +154,21 @@ def parse_delimited(path: Path, delimiter: str, usecols: list[int], names: list[
             block = handle.read(PARSE_BLOCK)
             text = rest + block
             cut = text.rfind(b"\n") + 1 if block else len(text)
-            rest, text = text[cut:], text[:cut].decode("utf-8")
-            if text:
+            rest, data = text[cut:], text[:cut]
+            if data:
+                text = data.decode("utf-8")
                 try:
-                    values = np.loadtxt(io.StringIO(text), delimiter=delimiter,
-                                        usecols=usecols, dtype=np.float64, ndmin=2,
-                                        comments=None, quotechar='"')
-                except ValueError:
+                    values = parse_block(data, delimiter, usecols)
+                except ValueError as error:
                     raise _find_bad_cell(path, text.splitlines(), line, delimiter, usecols,
-                                         names) from None
+                                         names) or DataError(
+                        f"{path}: lines {line}-{line + text.count(chr(10)) - 1}: {error}"
+                    ) from None
+                if not np.isfinite(values).all():  # a short row, or a NaN/inf cell
+                    bad = _find_bad_cell(path, text.splitlines(), line, delimiter, usecols,
+                                         names)
+                    if bad is not None:
+                        raise bad
                 if filled + values.shape[0] > out.shape[0]:  # lines counted by their \n
                     raise DataError(f"{path}: more rows than newline characters near line "
                                     f"{line}; lines must end in \\n or \\r\\n")
