@@ -91,9 +91,9 @@ def parse_block(data: bytes, delimiter: str, usecols: list[int]) -> np.ndarray:
     order of `usecols`; ValueError for a cell that is not a number.
 
     pandas' C parser when pandas is there (1.5x NumPy's `loadtxt`; its default float
-    parser gave Python's `float()` bits on 600k random values), else `loadtxt`, which also takes over a block pandas refuses (it
-    reads `nan` and `inf` as numbers, for the finiteness check to name). Missing cells are
-    refused, not read as NaN.
+    parser gave Python's `float()` bits on 600k random values), else `loadtxt`, which
+    also takes over a block pandas refuses (it reads `nan` and `inf` as numbers, for the
+    finiteness check to name). Missing cells are refused, not read as NaN.
     """
     try:
         # Imported on a first parse only: half a second of start-up most runs never need.
