@@ -49,8 +49,8 @@ def extension(path: Path) -> str:
     return suffix
 
 
-def hash_and_count_lines(path: Path) -> tuple[str, int]:
-    """(sha256 hex digest, number of non-empty lines) in one read of the file.
+def hash_and_count_lines(path: Path, *, count: bool = True) -> tuple[str, int | None]:
+    """(sha256 hex digest, number of lines) in one read of the file (None: not counted).
 
     Trailing blank lines are not counted; a blank line between data rows is refused later,
     when the parsed row count falls short of this count.
@@ -59,20 +59,29 @@ def hash_and_count_lines(path: Path) -> tuple[str, int]:
     with open(path, "rb") as handle:
         while block := handle.read(READ_BLOCK):
             digest.update(block)
-            newlines += block.count(b"\n")
-            tail = (tail + block)[-4096:]
+            if count:
+                newlines += block.count(b"\n")
+                tail = (tail + block)[-4096:]
+    if not count:
+        return digest.hexdigest(), None
     stripped = tail.rstrip()
     trailing = tail[len(stripped):].count(b"\n")
-    lines = newlines - trailing + (1 if stripped else 0)
-    return digest.hexdigest(), lines
+    return digest.hexdigest(), newlines - trailing + (1 if stripped else 0)
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    return hash_and_count_lines(path, count=False)[0]
+
+
+def count_lines(path: Path) -> int:
+    """Lines of the file, trailing blank lines left out (as `hash_and_count_lines`)."""
+    newlines, tail = 0, b""
     with open(path, "rb") as handle:
         while block := handle.read(READ_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
+            newlines += block.count(b"\n")
+            tail = (tail + block)[-4096:]
+    stripped = tail.rstrip()
+    return newlines - tail[len(stripped):].count(b"\n") + (1 if stripped else 0)
 
 
 def read_header(path: Path, delimiter: str) -> list[str]:
@@ -142,6 +151,10 @@ def check_finite_block(path, block: np.ndarray, first_row: int, names, where) ->
                         "numbers")
 
 
+def _lines(data: bytes) -> list[str]:
+    return data.decode("utf-8").splitlines()
+
+
 def parse_delimited(path: Path, delimiter: str, usecols: list[int], names: list[str],
                     out: np.ndarray) -> None:
     """Parse the data rows of `path` (columns `usecols`) into `out`, (rows, len(usecols)),
@@ -156,17 +169,15 @@ def parse_delimited(path: Path, delimiter: str, usecols: list[int], names: list[
             cut = text.rfind(b"\n") + 1 if block else len(text)
             rest, data = text[cut:], text[:cut]
             if data:
-                text = data.decode("utf-8")
                 try:
                     values = parse_block(data, delimiter, usecols)
                 except ValueError as error:
-                    raise _find_bad_cell(path, text.splitlines(), line, delimiter, usecols,
+                    last = line + data.count(b"\n") - 1
+                    raise _find_bad_cell(path, _lines(data), line, delimiter, usecols,
                                          names) or DataError(
-                        f"{path}: lines {line}-{line + text.count(chr(10)) - 1}: {error}"
-                    ) from None
+                        f"{path}: lines {line}-{last}: {error}") from None
                 if not np.isfinite(values).all():  # a short row, or a NaN/inf cell
-                    bad = _find_bad_cell(path, text.splitlines(), line, delimiter, usecols,
-                                         names)
+                    bad = _find_bad_cell(path, _lines(data), line, delimiter, usecols, names)
                     if bad is not None:
                         raise bad
                 if filled + values.shape[0] > out.shape[0]:  # lines counted by their \n
@@ -175,7 +186,7 @@ def parse_delimited(path: Path, delimiter: str, usecols: list[int], names: list[
                 check_finite_block(path, values, filled, used, lambda r: f"line {r + 2}")
                 out[filled:filled + values.shape[0]] = values
                 filled += values.shape[0]
-                line += text.count("\n")
+                line += data.count(b"\n")
             if not block:
                 break
     if filled != out.shape[0]:

@@ -37,6 +37,7 @@ from mlplab.data.tables import (
     DELIMITERS,
     Table,
     check_finite_block,
+    count_lines,
     extension,
     file_sha256,
     hash_and_count_lines,
@@ -117,15 +118,20 @@ def _cache_for(data_dir, path: Path, key: list) -> ArrayCache:
     return ArrayCache(base, f"file-{path.stem[:40]}-{options}")
 
 
+def _data_rows(path: Path, lines: int) -> int:
+    if lines <= 1:
+        raise DataError(f"{path}: no data rows below the header")
+    return lines - 1
+
+
 def _read_text(path, suffix, target, features, cache, data_dir, info):
-    sha256, lines = hash_and_count_lines(path)
+    # With a cache, only the hash is needed to find it (a hit never counts the lines);
+    # without, hashing and counting share one read.
+    sha256, lines = (file_sha256(path), None) if cache else hash_and_count_lines(path)
     info["sha256"] = sha256
     names = read_header(path, DELIMITERS[suffix])
     x_cols, y_cols = _choose_columns(names, target, features, path)
     usecols = x_cols + y_cols
-    rows = lines - 1
-    if rows <= 0:
-        raise DataError(f"{path}: no data rows below the header")
     key = [["sha256", sha256], ["delimiter", DELIMITERS[suffix]], ["usecols", usecols]]
 
     def fill(arrays):
@@ -135,9 +141,11 @@ def _read_text(path, suffix, target, features, cache, data_dir, info):
     arrays = store.load(key) if store is not None else None
     info["cache"] = "hit" if arrays is not None else "off"
     if store is not None and arrays is None:
+        rows = _data_rows(path, count_lines(path))
         arrays = store.create(key, {"table": ((rows, len(usecols)), "<f8")}, fill)
         info["cache"] = "written" if arrays is not None else "unwritable"
     if arrays is None:
+        rows = _data_rows(path, lines if lines is not None else count_lines(path))
         arrays = {"table": scratch_table((rows, len(usecols)))}
         fill(arrays)
     table = Table(arrays["table"], [names[c] for c in usecols], line_offset=2)
