@@ -30,13 +30,14 @@ NORM_EPS = Interval(float, 0, closed="neither")
 
 def normalize_eval(kind: str, Z: np.ndarray, gain, bias, running_mean=None,
                    running_var=None, eps: float = 1e-5) -> np.ndarray:
-    """The evaluation-time normalization as a new array (the pyfunc model's forward);
-    the layer below computes the same values in its buffers."""
+    """The evaluation-time normalization as a new array (the pyfunc model's forward),
+    with the operations of the layers below in the same order, so the same values."""
     if kind == "batch":
-        xhat = (Z - running_mean) / np.sqrt(running_var + eps)
+        mean, var = running_mean, running_var
     else:
         mean = Z.mean(axis=0, keepdims=True)
-        xhat = (Z - mean) / np.sqrt(Z.var(axis=0, keepdims=True) + eps)
+        var = np.square(Z - mean).mean(axis=0, keepdims=True)
+    xhat = (Z - mean) * (1.0 / np.sqrt(var + eps))
     return xhat * gain + bias
 
 
