@@ -30,9 +30,9 @@ from mlplab.constraints import (
 )
 from mlplab.errors import ConfigError, choices
 from mlplab.nn.activations import ACTIVATIONS
+from mlplab.nn.dropout import dropout_rates
 from mlplab.nn.initializers import INITIALIZERS
 from mlplab.nn.losses import LOSSES, check_output_activation
-from mlplab.nn.dropout import dropout_rates
 from mlplab.nn.model import LAYER_SIZE, MLP
 from mlplab.nn.optimizers import COMMON_KWARGS, OPTIMIZERS
 from mlplab.nn.schedules import SCHEDULES
