@@ -72,8 +72,8 @@ class _Norm:
             found = self._buffers[n] = (xhat, Y, A, np.empty_like(xhat))
         return found
 
-    def _statistics(self, Z: np.ndarray, training: bool):
-        """(mean, variance) to normalize Z with."""
+    def _statistics(self, Z: np.ndarray, training: bool, scratch: np.ndarray):
+        """(mean, variance) to normalize Z with; `scratch` is a work buffer of Z's shape."""
         raise NotImplementedError
 
     def forward(self, Z: np.ndarray, training: bool) -> np.ndarray:
