@@ -33,11 +33,11 @@ def normalize_eval(kind: str, Z: np.ndarray, gain, bias, running_mean=None,
     """The evaluation-time normalization as a new array (the pyfunc model's forward),
     with the operations of the layers below in the same order, so the same values."""
     if kind == "batch":
-        mean, var = running_mean, running_var
+        centered, var = Z - running_mean, running_var
     else:
-        mean = Z.mean(axis=0, keepdims=True)
-        var = np.square(Z - mean).mean(axis=0, keepdims=True)
-    xhat = (Z - mean) * (1.0 / np.sqrt(var + eps))
+        centered = Z - Z.mean(axis=0, keepdims=True)
+        var = np.einsum("ij,ij->j", centered, centered)[None, :] / Z.shape[0]
+    xhat = centered * (1.0 / np.sqrt(var + eps))
     return xhat * gain + bias
 
 
@@ -72,15 +72,14 @@ class _Norm:
             found = self._buffers[n] = (xhat, Y, A, np.empty_like(xhat))
         return found
 
-    def _statistics(self, Z: np.ndarray, training: bool, scratch: np.ndarray):
-        """(mean, variance) to normalize Z with; `scratch` is a work buffer of Z's shape."""
+    def _center(self, Z: np.ndarray, training: bool, xhat: np.ndarray):
+        """Write Z - mean into xhat; return the variance to normalize with."""
         raise NotImplementedError
 
     def forward(self, Z: np.ndarray, training: bool) -> np.ndarray:
         """A = activation(gain * normalized Z + bias), in a reused buffer."""
         xhat, Y, A, scratch = buf = self._buffers_for(Z.shape[1])
-        mean, var = self._statistics(Z, training, scratch)
-        np.subtract(Z, mean, out=xhat)
+        var = self._center(Z, training, xhat)
         inv_std = np.add(var, self.eps)
         np.sqrt(inv_std, out=inv_std)
         np.divide(1.0, inv_std, out=inv_std)
@@ -100,20 +99,13 @@ class _Norm:
         dbias with sums over the batch."""
         xhat, Y, A, scratch = self._current
         dY = self.activation.backward(Y, A, dA, out=dA)
-        np.multiply(dY, xhat, out=scratch)
-        np.add.reduce(scratch, axis=1, keepdims=True, out=self.dgain)
+        np.einsum("ij,ij->i", dY, xhat, out=self.dgain[:, 0])
         np.add.reduce(dY, axis=1, keepdims=True, out=self.dbias)
-        dxhat = np.multiply(dY, self.gain, out=dY)
-        if self._training or self.kind == "layer":
-            # the statistics depend on Z: remove the mean of dxhat and its part along xhat
-            axis = self.axis
-            np.multiply(dxhat, xhat, out=scratch)
-            along = scratch.mean(axis=axis, keepdims=True)
-            dxhat -= dxhat.mean(axis=axis, keepdims=True)
-            np.multiply(xhat, along, out=scratch)
-            dxhat -= scratch
-        dxhat *= self._inv_std
-        return dxhat
+        return self._input_gradient(dY, xhat, scratch)
+
+    def _input_gradient(self, dY, xhat, scratch) -> np.ndarray:
+        """dZ from dY = dL/d(output before the activation), in dY's buffer."""
+        raise NotImplementedError
 
 
 class BatchNorm(_Norm):
@@ -129,23 +121,36 @@ class BatchNorm(_Norm):
         self.running_mean, self.running_var = running
         self.momentum = float(momentum)
 
-    def _statistics(self, Z, training, scratch):
+    def _center(self, Z, training, xhat):
         if not training:
-            return self.running_mean, self.running_var
+            np.subtract(Z, self.running_mean, out=xhat)
+            return self.running_var
         n = Z.shape[1]
         if n < 2:
             raise DataError("architecture.norm: batch norm needs at least 2 samples per "
                             "training batch, got 1; use trainer.batch_size >= 2 or norm: layer")
         mean = Z.mean(axis=1, keepdims=True)
-        np.subtract(Z, mean, out=scratch)
-        np.square(scratch, out=scratch)
-        var = scratch.mean(axis=1, keepdims=True)
+        np.subtract(Z, mean, out=xhat)
+        var = np.einsum("ij,ij->i", xhat, xhat)[:, None]
+        var /= n
         m = self.momentum
         self.running_mean *= 1.0 - m
         self.running_mean += m * mean
         self.running_var *= 1.0 - m
         self.running_var += (m * n / (n - 1)) * var  # the unbiased variance, as PyTorch
-        return mean, var
+        return var
+
+    def _input_gradient(self, dY, xhat, scratch):
+        scale = self.gain * self._inv_std  # (units, 1)
+        if self._training:
+            # dZ = gain / std * (dY - mean(dY) - xhat * mean(dY * xhat)), the means per unit
+            # over the batch, which are dbias / n and dgain / n
+            n = dY.shape[1]
+            np.multiply(xhat, self.dgain / n, out=scratch)
+            dY -= scratch
+            dY -= self.dbias / n
+        dY *= scale
+        return dY
 
 
 class LayerNorm(_Norm):
@@ -155,8 +160,21 @@ class LayerNorm(_Norm):
     axis = 0
     kind = "layer"
 
-    def _statistics(self, Z, training, scratch):
-        mean = Z.mean(axis=0, keepdims=True)
-        np.subtract(Z, mean, out=scratch)
-        np.square(scratch, out=scratch)
-        return mean, scratch.mean(axis=0, keepdims=True)
+    def _center(self, Z, training, xhat):
+        np.subtract(Z, Z.mean(axis=0, keepdims=True), out=xhat)
+        var = np.einsum("ij,ij->j", xhat, xhat)[None, :]
+        var /= Z.shape[0]
+        return var
+
+    def _input_gradient(self, dY, xhat, scratch):
+        # dZ = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std, dxhat = gain * dY,
+        # the means per sample over the units
+        units = dY.shape[0]
+        dxhat = np.multiply(dY, self.gain, out=dY)
+        along = np.einsum("ij,ij->j", dxhat, xhat)[None, :]
+        along /= units
+        dxhat -= dxhat.mean(axis=0, keepdims=True)
+        np.multiply(xhat, along, out=scratch)
+        dxhat -= scratch
+        dxhat *= self._inv_std
+        return dxhat
