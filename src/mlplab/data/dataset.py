@@ -17,7 +17,8 @@ class Dataset:
     `X_*` has shape (n_samples, n_features) in the run's float dtype. For regression `y_*`
     is (n_samples, n_targets) in that dtype, expressed in the units the model is trained on
     (after `y_scaler`); for classification it is (n_samples,) int64 class labels; for
-    multilabel it is (n_samples, n_labels) 0/1 (any integer or float dtype).
+    `multilabel` (a user's file with several 0/1 target columns, `dataset=file`) it is
+    (n_samples, n_labels) int64 0/1, one column per sigmoid output.
     Scalers were fitted on the training part only; `y_scaler.inverse_transform` turns model
     outputs back into the data's own units.
     """
@@ -42,7 +43,7 @@ class Dataset:
 
     @property
     def n_outputs(self) -> int:
-        """Width of the output layer: targets (labels for multilabel), 1 for binary,
+        """Width of the output layer: targets (or labels, for multilabel), 1 for binary,
         n_classes for multiclass."""
         if self.task in ("regression", "multilabel"):
             return int(self.y_train.shape[1])
