@@ -11,6 +11,8 @@ from test_pyfunc import in_memory, save
 from mlplab.data.dataset import Dataset
 from mlplab.data.scalers import Standardizer
 from mlplab.nn import MLP, get_optimizer
+from mlplab.tracking import pyfunc
+from mlplab.tracking.pyfunc_loader import NetworkPredictor
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -61,3 +63,13 @@ def test_multilabel_probabilities_and_labels(tmp_path):
     np.testing.assert_allclose(table[["prob_0", "prob_1"]], proba, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(table[["label_0", "label_1"]], (proba >= 0.5).astype(int))
     assert table["label_1"].dtype == np.int64
+
+
+def test_norm_and_dropout_without_hidden_layers_change_nothing():
+    """No hidden layer: nothing to normalize or drop; the exported network is plain."""
+    model = MLP([3, 2], ["softmax"], "softmax_cross_entropy", norm="batch", dropout=0.3)
+    X = np.random.default_rng(0).normal(size=(3, 5))
+    spec, arrays = pyfunc.build_spec_and_arrays(model, "multiclass")
+    assert spec["norm"] is None and sorted(arrays) == ["W1", "b1"]
+    np.testing.assert_allclose(NetworkPredictor(spec, arrays).network_outputs(X.T),
+                               model.predict(X).T, rtol=1e-12)

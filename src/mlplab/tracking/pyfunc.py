@@ -104,8 +104,7 @@ def build_spec_and_arrays(model, task, x_scaler=None, y_scaler=None, feature_nam
         "sizes": sizes,
         "activations": [{"name": activation.name, "params": activation.params()}
                         for activation in model.activations],
-        "norm": {"kind": model.norm, "eps": model.norms[0].eps} if model.norm != "none"
-        else None,
+        "norm": {"kind": model.norm, "eps": model.norms[0].eps} if any(model.norms) else None,
         "feature_names": list(feature_names) if feature_names else
         [f"x{i}" for i in range(sizes[0])],
         "output_columns": output_columns(task, sizes[-1], output_names),
