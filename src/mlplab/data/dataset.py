@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-TASKS = ("regression", "binary", "multiclass")
+TASKS = ("regression", "binary", "multiclass", "multilabel")
 
 
 @dataclass
