@@ -10,7 +10,6 @@ import pytest
 from cli_helpers import all_runs, error_lines, isolated, run_mlplab
 
 from mlplab.cli import main
-from mlplab.config.validation import TASK_DEFAULTS
 
 FAST = ["trainer.epochs=3", "trainer.log_every=1", "logger.log_model=false",
         "logger.plots=false", "architecture.hidden=[8]"]
@@ -110,16 +109,18 @@ def test_bad_file_exits_2_with_one_line_and_no_run(tmp_path, capsys, name, text,
     assert not (tmp_path / "mlflow.db").exists()  # refused before any store or run
 
 
-@pytest.mark.skipif("multilabel" in TASK_DEFAULTS, reason="a loss takes multi-label targets")
-def test_multilabel_file_is_refused_naming_the_loss_until_one_takes_it(tmp_path):
-    text = "x,p,q\n" + "".join(f"{i},{i % 2},{(i // 2) % 2}\n" for i in range(20))
+def test_multilabel_file_trains_sigmoid_outputs_with_binary_cross_entropy(tmp_path):
+    # two 0/1 target columns, each a function of x: a multi-label task inferred from the file
+    text = "x,p,q\n" + "".join(f"{i},{i % 2},{(i // 2) % 2}\n" for i in range(40))
     path = write_csv(tmp_path / "m.csv", text)
     proc = run_mlplab("train", "dataset=file", f"dataset.path={path}", "dataset.target=[p,q]",
                       f"data_dir={tmp_path / 'data'}", *FAST, *isolated(tmp_path), cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    [line] = error_lines(proc)
-    assert "dataset.task: 'm' is multilabel; loss 'binary_cross_entropy'" in line
-    assert not (tmp_path / "mlflow.db").exists()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [run] = all_runs(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["dataset_task"] == "multilabel"
+    assert run.data.params["architecture.loss"] == "binary_cross_entropy"
+    assert run.data.params["architecture.output_activation"] == "sigmoid"
 
 
 def test_sweep_with_one_missing_file_is_refused_before_any_run(tmp_path):

@@ -200,10 +200,6 @@ def _canonical(activation: str) -> str:
 
 def validate_for_dataset(cfg: DictConfig, dataset) -> None:
     """The checks that need the data: batch size, loss vs task, the monitored metric."""
-    if dataset.task not in TASK_DEFAULTS:  # multilabel, from a file, until a loss takes it
-        raise ConfigError(f"dataset.task: {dataset.name!r} is {dataset.task}; loss "
-                          f"'binary_cross_entropy' does not take {dataset.task} targets in "
-                          f"this version; valid choices: {choices(TASK_DEFAULTS)}")
     batch_size = cfg.trainer.batch_size
     if batch_size is not None and batch_size > dataset.n_train:
         fail("trainer.batch_size", batch_size,
