@@ -234,6 +234,11 @@ def report(sizes, best, n_cores: int) -> None:
               f"per run; wall / (arithmetic CPU / {n_cores} cores): {ratios}")
 
 
+def _label(name: str) -> str:
+    """A directory name for the sweeps of one checkout."""
+    return "baseline" if "baseline" in name else "this"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
@@ -271,14 +276,14 @@ def main() -> None:
                 keep(("hand-written loop", n), loop(n, template, scratch / f"loop-{n}-{repeat}"))
                 for name, checkout in checkouts.items():
                     keep((name, n), sweep(n, "local_parallel", template,
-                                          scratch / f"{name[-9:-1]}-{n}-{repeat}", checkout))
+                                          scratch / f"{_label(name)}-{n}-{repeat}", checkout))
                 print(f"  done {n} runs (repeat {repeat + 1}), load {load()}", flush=True)
         report(args.sizes, best, cores())
         if not args.skip_launchers:
             print("\n8-run grid, wall / CPU s (parallel must not be slower than basic):")
             for name, checkout in checkouts.items():
                 times = {launcher: sweep(8, launcher, template,
-                                         scratch / f"l8-{launcher}-{name[-9:-1]}", checkout)
+                                         scratch / f"l8-{launcher}-{_label(name)}", checkout)
                          for launcher in ("basic", "local_parallel")}
                 cells = "  ".join(f"{k} {w:.2f} / {c:.2f}" for k, (w, c) in times.items())
                 print(f"  {name:18s} {cells}")
