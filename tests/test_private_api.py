@@ -24,11 +24,14 @@ from mlplab.config import compose_train
 from mlplab.config.compose import compose_config, hydra_on_conf
 from mlplab.multirun.worker_pool import joblib_arguments
 from mlplab.private_api import (
+    adopt_loader_class,
     apply_overrides,
     group_exists,
     hydra_args_parser,
+    hydra_config_loader_class,
     hydra_errors_raised,
     joblib_parallel_arguments,
+    overrides_dirname,
     parsed_element_value,
     run_mode_known,
     sweepers_compose_only,
@@ -62,6 +65,34 @@ def test_applied_overrides_keep_the_schemas_checks():
         apply_overrides(parse("optimizer.lrr=0.1"), cfg)
     assert unknown.value.__cause__.full_key == "optimizer.lrr"
     assert cfg.trainer.epochs == compose_train().trainer.epochs  # left as it was
+
+
+def test_the_loader_class_is_hydras_and_a_subclass_takes_over_its_loader():
+    with hydra_on_conf():
+        loader = GlobalHydra.instance().config_loader()
+        assert type(loader) is hydra_config_loader_class()
+
+        class Counting(hydra_config_loader_class()):
+            calls = 0
+
+            def load_sweep_config(self, master_config, sweep_overrides):
+                Counting.calls += 1
+                return super().load_sweep_config(master_config, sweep_overrides)
+
+        twin = ConfigLoaderImpl.__new__(ConfigLoaderImpl)
+        twin.__dict__.update(loader.__dict__)
+        adopt_loader_class(twin, Counting)
+        master = twin.load_configuration("train", overrides=[], run_mode=RunMode.MULTIRUN)
+        job = twin.load_sweep_config(master, ["seed=3", "optimizer=sgd"])
+    assert isinstance(twin, Counting) and Counting.calls == 1 and job.seed == 3
+
+
+def test_overrides_dirname_is_the_one_hydras_compose_sets():
+    overrides = ["seed=3", "optimizer.lr=0.1", "optimizer=sgd"]
+    with hydra_on_conf():
+        cfg = compose_config(overrides, hydra_node=True)
+    assert overrides_dirname(parse(*overrides), cfg) == cfg.hydra.job.override_dirname
+    assert cfg.hydra.job.override_dirname == "optimizer.lr=0.1,optimizer=sgd,seed=3"
 
 
 def test_group_exists_tells_groups_from_keys():

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.core_plugins import basic_sweeper
 from hydra._internal.hydra import Hydra
 from hydra._internal.utils import get_args_parser
@@ -69,6 +69,35 @@ def hydra_args_parser():
     to get it.
     """
     return get_args_parser()
+
+
+def hydra_config_loader_class() -> type:
+    """Hydra's config loader class, for mlplab's subclass that composes a sweep's jobs once
+    per distinct set of group choices (`mlplab.config.sweep_jobs`).
+
+    Every launcher composes each job through `config_loader.load_sweep_config`, from
+    scratch; the loader is the only object every launcher (basic, joblib, submitit, Ray)
+    carries to where jobs run, and its implementation class is private.
+    """
+    return ConfigLoaderImpl
+
+
+def adopt_loader_class(loader: Any, cls: type) -> None:
+    """Make Hydra's config loader `loader` an instance of `cls` (a subclass of its class
+    that keeps its state), so that the launchers, which receive the loader from Hydra's
+    internals and pickle it to their workers, use `cls`'s `load_sweep_config`. Hydra
+    builds the loader itself and offers no way to pass another."""
+    if not isinstance(loader, cls):
+        loader.__class__ = cls
+
+
+def overrides_dirname(overrides: Sequence[Override], cfg: DictConfig) -> str:
+    """`hydra.job.override_dirname` of a job with these (non-hydra) overrides, built as
+    Hydra's own compose builds it (the function is in its private loader module)."""
+    settings = cfg.hydra.job.config.override_dirname
+    return get_overrides_dirname(overrides=list(overrides),
+                                 exclude_keys=list(settings.exclude_keys),
+                                 item_sep=settings.item_sep, kv_sep=settings.kv_sep)
 
 
 # -- Hydra: what its entry point and its sweepers do ----------------------------------

@@ -1,6 +1,7 @@
 """`mlplab train` composes each job's config once in the launching process: preflight's
 composition is not repeated by Hydra's mode check, its sweepers or `--cfg`. What remains
-is Hydra's own composition of the sweep's config and of each job it runs here."""
+is Hydra's own composition of the sweep's config, and of the jobs it runs here once per
+distinct set of group choices (`mlplab.config.sweep_jobs`)."""
 
 from __future__ import annotations
 
@@ -37,9 +38,10 @@ def test_a_single_run_is_composed_by_preflight_and_by_the_run(tmp_path, composed
 
 def test_a_grid_sweep_composes_each_job_once_besides_running_it(tmp_path, composed):
     assert main(["train", "-m", *TINY, "seed=1,2", *isolated(tmp_path)]) == 0
-    # preflight (one set of group choices), the sweep's config, then the two jobs run here
-    assert len(composed) == 4
-    assert "seed=1" in composed[2] and "seed=2" in composed[3]
+    # preflight (one set of group choices), the sweep's config, then the group choices of
+    # the two jobs run here, once: their seeds are applied to copies
+    assert len(composed) == 3
+    assert composed[2] == ["logger=none"]
 
 
 def test_cfg_composes_once(tmp_path, composed, capsys):
@@ -60,6 +62,7 @@ def test_the_optuna_sweeper_does_not_compose_its_first_batch_again(tmp_path, com
     assert main(["train", "-m", "hydra/sweeper=mlplab_optuna", "optimizer.lr=interval(0.01,0.1)",
                  "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
                  f"hydra.sweeper.storage={storage}", *TINY, *isolated(tmp_path)]) == 0
-    # preflight, the sweep's config, the two trials' jobs run here
-    assert len(composed) == 4
-    assert all(any(o.startswith("trial.number=") for o in job) for job in composed[2:])
+    # preflight, the sweep's config, the group choices of the two trials' jobs run here,
+    # once (their trial numbers and learning rates are values applied to copies)
+    assert len(composed) == 3
+    assert composed[2] == ["hydra/sweeper=mlplab_optuna", "logger=none"]

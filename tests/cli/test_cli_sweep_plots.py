@@ -1,4 +1,5 @@
-"""`logger.plots` left null: every figure for a single run, learning curves for sweep jobs."""
+"""`logger.plots` left null: every figure for a single run, none for sweep jobs (the UI
+draws their learning curves from the metrics)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ EVERY_MOONS_PLOT = {"plots/learning_curves.png", "plots/weight_histograms.png",
 
 
 @pytest.mark.parametrize("setting,single,sweep_job", [
-    ([], True, ["learning_curves"]),
+    ([], True, False),
     (["logger.plots=true"], True, True),
     (["logger.plots=false"], False, False),
     (["logger=none"], False, False),
@@ -32,8 +33,8 @@ def _logged_plots(store, context: JobContext, *overrides: str) -> set[str]:
     return {artifact.path for artifact in client(store).list_artifacts(run_id, "plots")}
 
 
-def test_sweep_jobs_draw_the_learning_curves_only_unless_asked(store):
+def test_sweep_jobs_draw_no_figure_unless_asked(store):
     sweep = JobContext(sweep_dir=str(store / "multirun"))
     assert _logged_plots(store, JobContext()) == EVERY_MOONS_PLOT
-    assert _logged_plots(store, sweep) == {"plots/learning_curves.png"}
+    assert _logged_plots(store, sweep) == set()
     assert _logged_plots(store, sweep, "logger.plots=true") == EVERY_MOONS_PLOT

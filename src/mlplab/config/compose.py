@@ -4,7 +4,8 @@ and the one place where Hydra's and OmegaConf's errors become a one-line `Config
 Preflight, `mlplab reproduce RUN_ID`, the tutorials and scripts all compose here:
 `compose_config` (inside `hydra_on_conf`), `compose_job` (which opens that context),
 `apply_value_overrides` (values onto a composed config), `JobComposer` (every job of a
-sweep, one full compose per distinct set of group choices). `compose_train` is the same
+sweep, one full compose per distinct set of group choices; `mlplab.config.sweep_jobs` does
+the same for the launchers). `compose_train` is the same
 compose for notebooks and tests, with Hydra's own exceptions.
 
 Who composes what, and why:
@@ -19,10 +20,13 @@ Who composes what, and why:
   jobs of a batch before launching them (those preflight checked are not composed again;
   see `mlplab.private_api`). `--cfg` is left to Hydra, which composes the config once to
   print it; preflight does not compose it too, and Hydra's error is turned into one line.
-- A job's config is composed by Hydra where the job runs (the launching process for a
-  single run or the basic launcher, a worker for a parallel launcher), from the sweep's
-  config and the job's overrides: necessarily, since the job's directory, logging and
-  `HydraConfig` come from that composition.
+- A job's config is composed where the job runs (the launching process for a single run
+  or the basic launcher, a worker for a parallel launcher), from the sweep's config and
+  the job's overrides: necessarily, since the job's directory, logging and `HydraConfig`
+  come from that composition. For a sweep, Hydra's config loader is given
+  `mlplab.config.sweep_jobs.ComposeOnceConfigLoader`'s `load_sweep_config`: one full
+  compose per process and distinct set of group choices, the value overrides applied to a
+  copy, the same config as Hydra's.
 - `mlplab reproduce RUN_ID` composes once (the groups the logged config names), merges the
   logged values onto it and applies the command line's overrides as values.
 """
@@ -106,6 +110,14 @@ def apply_value_overrides(cfg: DictConfig, overrides: Sequence[str | Override]) 
         raise ConfigError(hydra_error_line(error)) from error
 
 
+def shapes_defaults(override: Override, loader) -> bool:
+    """Whether `override` decides which files are merged (a group choice, a package, or
+    `hydra.*`), so that configs differing in it need composing apart; a plain value
+    override can be applied to a composed copy instead."""
+    return (override.package is not None or override.is_hydra_override()
+            or group_exists(loader, override.key_or_group))
+
+
 class JobComposer:
     """The configs of many jobs, with one full compose per distinct set of overrides that
     shape the defaults list, inside an initialised Hydra (`hydra_on_conf`).
@@ -124,8 +136,7 @@ class JobComposer:
 
     def _split(self, overrides: Sequence[str]) -> tuple[tuple[str, ...], list[Override]]:
         parsed = parse_overrides(overrides, self.parser)
-        shaping = [o for o in parsed if o.package is not None or o.is_hydra_override()
-                   or group_exists(self.loader, o.key_or_group)]
+        shaping = [o for o in parsed if shapes_defaults(o, self.loader)]
         return (tuple(o.input_line for o in shaping),
                 [o for o in parsed if o not in shaping])
 

@@ -209,7 +209,7 @@ class LoggerConfig:
     name: str = "mlflow"
     tracking_uri: str | None = None
     log_model: bool = True
-    plots: bool | None = None  # null: all for a single run, learning curves for sweep children
+    plots: bool | None = None  # null: all for a single run, none for sweep children
     log_checkpoints: bool = True
 
 

@@ -124,19 +124,17 @@ def _set_blas_threads(cfg: DictConfig, context: JobContext) -> None:
         set_blas_threads(threads)
 
 
-# What `logger.plots: null` draws for a sweep's child: the figures that compare runs are the
-# parent's sweep plots, and the full set would cost more than a short run itself; the
-# learning curves, the cheapest figure, stay, to see at a glance how a child trained
-# (`benchmarks/bench_harness.py` measures runs with and without plots).
-SWEEP_CHILD_PLOTS = ("learning_curves",)
-
-
 def run_plots(cfg: DictConfig, context: JobContext):
     """`logger.plots` as MlflowRun takes it: null means every figure for a single run and
-    `SWEEP_CHILD_PLOTS` for the jobs of a sweep; true/false are taken as they are."""
+    none for the jobs of a sweep; true/false are taken as they are.
+
+    A sweep's child draws no PNG unless asked: its learning curves are what the MLflow UI
+    draws from its metrics (the Model metrics tab, and the chart view across runs), the
+    figures that compare runs are the parent's sweep plots, and drawing even one figure
+    costs more than a short run's training (`benchmarks/bench_sweep_throughput.py`)."""
     plots = cfg.logger.plots
     if plots is None:
-        return list(SWEEP_CHILD_PLOTS) if context.sweep_dir is not None else True
+        return context.sweep_dir is None
     return plots
 
 

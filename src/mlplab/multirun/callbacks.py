@@ -1,6 +1,8 @@
 """The Hydra callbacks of a sweep, listed under `hydra.callbacks` in `conf/train.yaml`.
 
-- `WarmWorkers` starts the joblib launcher's workers early (`mlplab.multirun.worker_pool`).
+- `WarmWorkers` starts the joblib launcher's workers early (`mlplab.multirun.worker_pool`),
+  and has every launcher compose the sweep's jobs once per distinct set of group choices
+  (`mlplab.config.sweep_jobs`).
 - `StopSweepOnSignal` makes SIGINT/SIGTERM between a grid sweep's jobs stop the sweep with
   an exception that names the sweep (`mlplab.signals`).
 - `MlflowSweepCallback` makes the sweep's parent run before any job starts and writes its
@@ -18,11 +20,13 @@ import atexit
 import math
 from pathlib import Path
 
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mlplab.config.sweep_jobs import compose_sweep_jobs_once
 from mlplab.multirun import progress
 from mlplab.multirun.sweeps import grid_sweep, logger_enabled
 from mlplab.multirun.verdict import print_verdict
@@ -46,6 +50,8 @@ class WarmWorkers(Callback):
     """`hydra.callbacks.warm_workers._target_: mlplab.multirun.callbacks.WarmWorkers`."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if GlobalHydra.instance().is_initialized():  # before the sweeper gets the loader
+            compose_sweep_jobs_once(GlobalHydra.instance().config_loader())
         start_warm_up(config)
 
 

@@ -70,7 +70,8 @@ def warm_up_options(config: DictConfig) -> dict:
         return {"use_store": False, "tracking_uri": None, "plots": False, "model": False}
     return {"use_store": True,
             "tracking_uri": resolve_tracking_uri(OmegaConf.select(logger, "tracking_uri")),
-            "plots": OmegaConf.select(logger, "plots") is not False,
+            # null draws no figure in a sweep's jobs; the summary imports matplotlib once
+            "plots": OmegaConf.select(logger, "plots") is True,
             "model": bool(OmegaConf.select(logger, "log_model", default=True))}
 
 

@@ -22,6 +22,7 @@ installed (mlplab is not on PyPI, so MLflow's virtualenv/conda managers cannot r
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import tempfile
@@ -37,6 +38,7 @@ from mlplab.tracking.pyfunc_loader import (
     WEIGHTS_FILE,
     NetworkPredictor,
 )
+from mlplab.tracking.store import copy_artifacts
 
 LOADER_MODULE = "mlplab.tracking.pyfunc_loader"
 ARTIFACT_PATH = "model"
@@ -165,6 +167,7 @@ def _quiet(logger_name: str):
         chatty.setLevel(level)
 
 
+@functools.cache  # reading package metadata costs milliseconds; versions do not change
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
@@ -187,7 +190,7 @@ def new_logged_model(client, run_id: str, experiment_id: str | None = None, para
 
 def log_pyfunc_model(client, run_id: str, model, dataset, *, artifact_path=ARTIFACT_PATH,
                      n_example_rows: int = 5, feature_names=None, output_names=None,
-                     logged=None) -> str:
+                     logged=None, run_artifact_uri: str | None = None) -> str:
     """Save the model of `dataset`'s task, log it as the run's logged model (`logged`,
     else a new one, see `new_logged_model`) and as the run's artifact `artifact_path`;
     returns the logged model's id, READY (FAILED if its files could not be written).
@@ -195,7 +198,8 @@ def log_pyfunc_model(client, run_id: str, model, dataset, *, artifact_path=ARTIF
     Uses the dataset's scalers, so predictions come out in the data's original units; the
     input example is the first test rows mapped back to original units. Column names come
     from the arguments, else `dataset.info["feature_names"]` / `["target_names"]`, else
-    x0.. / y0...
+    x0.. / y0... `run_artifact_uri` (the run's artifact location, when known) saves
+    asking the store for it.
     """
     from mlflow.entities import LoggedModelStatus
     from mlflow.models import Model
@@ -215,12 +219,16 @@ def log_pyfunc_model(client, run_id: str, model, dataset, *, artifact_path=ARTIF
                 output_names=output_names or info.get("target_names"))
             # The run's copy names no logged model: MLflow would look that up (get_model_info)
             # on the process's global tracking URI, which need not be this store.
-            client.log_artifacts(run_id, str(directory), artifact_path)
+            if run_artifact_uri is None:
+                run_artifact_uri = client.get_run(run_id).info.artifact_uri
+            copy_artifacts(functools.partial(client.log_artifacts, run_id), directory,
+                           artifact_path, run_artifact_uri)
             description = Model.load(str(directory / "MLmodel"))
             description.model_id = description.model_uuid = logged.model_id
             description.run_id, description.artifact_path = run_id, logged.artifact_location
             description.save(str(directory / "MLmodel"))
-            client.log_model_artifacts(logged.model_id, str(directory))
+            copy_artifacts(lambda local, _: client.log_model_artifacts(logged.model_id, local),
+                           directory, None, logged.artifact_location)
     except BaseException:
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
         raise

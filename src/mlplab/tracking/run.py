@@ -24,10 +24,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from mlplab.errors import ConfigError, DataError
 from mlplab.tracking.params import MAX_PARAM_LENGTH, flatten_params, param_text
-from mlplab.tracking.store import ensure_experiment, get_client, git_commit
+from mlplab.tracking.store import copy_artifacts, ensure_experiment, get_client, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class MlflowRun:
         self.client = None
         self.run_id: str | None = None
         self.experiment_id: str | None = None
+        self.artifact_uri: str | None = None  # the run's artifact location
         self.status: str | None = None  # the trainer's verdict, set in on_train_end
         self._trainer = None
         self._pending: list = []
@@ -144,12 +146,12 @@ class MlflowRun:
             tags["mlflow.parentRunId"] = self.parent_run_id
         run = self.client.create_run(self.experiment_id, tags=_clip_tags(tags),
                                      run_name=self.run_name)
-        self.run_id = run.info.run_id
+        self.run_id, self.artifact_uri = run.info.run_id, run.info.artifact_uri
         self._log_params(self.params)
 
     def _reopen(self, run_id: str) -> None:
         run = run_to_resume(self.client, run_id, self.tracking_uri)
-        self.run_id = run_id
+        self.run_id, self.artifact_uri = run_id, run.info.artifact_uri
         self.experiment_id = run.info.experiment_id
         self._status_before_resume = run.info.status
         # A run killed without cleanup (SIGKILL) may hold metrics past its last checkpoint;
@@ -316,16 +318,17 @@ class MlflowRun:
         """A temporary directory whose contents are uploaded as artifacts on leaving."""
         with tempfile.TemporaryDirectory(prefix="mlplab-artifacts-") as staging:
             yield Path(staging)
-            self.client.log_artifacts(self.run_id, staging)
+            copy_artifacts(self._upload, staging, None, self.artifact_uri)
+
+    def _upload(self, local_dir: str, artifact_path: str | None) -> None:
+        self.client.log_artifacts(self.run_id, local_dir, artifact_path)
 
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def _log_config_yaml(self) -> None:
-        from omegaconf import OmegaConf
-
         with self.artifact_staging() as staging:
-            (staging / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(self.config)))
+            (staging / "config.yaml").write_text(config_yaml(self.config))
 
     def _new_logged_model(self, status: str):
         """The logged model a finished run's network becomes (its files come later, in
@@ -355,7 +358,8 @@ class MlflowRun:
             try:
                 from mlplab.tracking.pyfunc import log_pyfunc_model
 
-                log_pyfunc_model(self.client, self.run_id, model, self.dataset, logged=logged)
+                log_pyfunc_model(self.client, self.run_id, model, self.dataset, logged=logged,
+                                 run_artifact_uri=self.artifact_uri)
             except Exception:
                 log.exception("could not log the pyfunc model of run %s", self.run_id)
 
@@ -375,6 +379,36 @@ class MlflowRun:
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
+
+
+class _ConfigDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+    """PyYAML's safe dumper (libyaml's emitter when PyYAML has it: a tenth of the time of
+    the pure-Python one OmegaConf uses), quoting strings as OmegaConf's dumper does."""
+
+
+# The words YAML 1.1 reads as booleans; OmegaConf quotes them, and any string that reads as
+# a number (`1e-3` included, which PyYAML alone would leave bare and OmegaConf would load
+# as a float).
+_YAML_BOOLEANS = {"y", "yes", "n", "no", "true", "false", "on", "off"}
+
+
+def _represent_str(dumper, text: str):
+    try:
+        float(text)
+        quoted = True
+    except ValueError:
+        quoted = text.lower() in _YAML_BOOLEANS
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="'" if quoted else None)
+
+
+_ConfigDumper.add_representer(str, _represent_str)
+
+
+def config_yaml(config: Mapping) -> str:
+    """A plain config as `config.yaml` holds it: the text `OmegaConf.to_yaml` gives for it
+    (keys in order, block style, strings that read as other types quoted)."""
+    return yaml.dump(config, Dumper=_ConfigDumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True)
 
 
 def _raise_keyboard_interrupt(signum, frame):

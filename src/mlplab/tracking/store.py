@@ -19,6 +19,7 @@ import contextlib
 import functools
 import os
 import random
+import shutil
 import ssl
 import subprocess
 import time
@@ -30,7 +31,7 @@ try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from mlplab.errors import ConfigError, choices
 from mlplab.tracking.postgresql import check_postgresql
@@ -308,3 +309,29 @@ def git_commit() -> str:
         return "unknown"
     commit = result.stdout.strip()
     return commit if result.returncode == 0 and commit else "unknown"
+
+
+def local_artifact_dir(artifact_uri: str | None) -> Path | None:
+    """The directory of a `file://` artifact location (a run's or a logged model's), else
+    None: the store keeps those files elsewhere (a server, object storage)."""
+    if not artifact_uri or not str(artifact_uri).startswith("file://"):
+        return None
+    parsed = urlparse(str(artifact_uri))
+    return Path(unquote(parsed.path)) if parsed.netloc in ("", "localhost") else None
+
+
+def copy_artifacts(upload, local_dir, artifact_path: str | None, artifact_uri: str | None):
+    """The files under `local_dir` as artifacts under `artifact_path`: copied straight into
+    a local artifact location, else sent by `upload(local_dir, artifact_path)` (the
+    client's `log_artifacts` or `log_model_artifacts`).
+
+    For a `file://` location MLflow's upload also only copies the files, but first asks
+    the store where the run's artifacts live (a query per call, several per run); the
+    location is known from when the run or the logged model was created.
+    """
+    root = local_artifact_dir(artifact_uri)
+    if root is None:
+        upload(str(local_dir), artifact_path)
+        return
+    shutil.copytree(local_dir, root / artifact_path if artifact_path else root,
+                    dirs_exist_ok=True)
