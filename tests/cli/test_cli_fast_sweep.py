@@ -50,6 +50,8 @@ def _job_config(child):
                        f"seed={child.data.params['seed']}")
 
 
+# A parallel sweep with models on, then each job again alone: minutes on a loaded machine.
+@pytest.mark.slow
 def test_a_fast_sweep_records_everything_and_changes_no_result(store, tmp_path, monkeypatch):
     proc = run_mlplab("train", "-m", "hydra/launcher=local_parallel", *JOB, *GRID,
                       *isolated(store), cwd=store, timeout=600)
