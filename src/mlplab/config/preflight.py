@@ -39,10 +39,17 @@ from mlplab.config.compose import (
 )
 from mlplab.config.job_data import load_job_data, same_shapes_key
 from mlplab.config.moved import check_moved_targets
+from mlplab.config.sweep_settings import (
+    check_empty_choices,
+    check_launcher,
+    check_sweep_override,
+    check_sweeper,
+    check_unambiguous,
+    is_sampling,
+)
 from mlplab.config.validation import validate, validate_for_dataset
 from mlplab.errors import ConfigError
 from mlplab.private_api import run_mode_known, sweepers_compose_only
-from mlplab.search.config import OptunaSweeperConf
 from mlplab.search.groups import trial_overrides
 
 # Beyond this many grid points, check each swept value once (others at their first value)
@@ -50,8 +57,10 @@ from mlplab.search.groups import trial_overrides
 MAX_COMBINATIONS = 512
 
 
-def _sweep_values(override: Override) -> list[str]:
-    """The job overrides one parsed override stands for (endpoints for an interval)."""
+def _sweep_values(override: Override, sampling: bool | None = None) -> list[str]:
+    """The job overrides one parsed override stands for (endpoints for an interval);
+    sampling: whether the sweeper samples intervals (None: not known yet)."""
+    check_sweep_override(override, sampling=sampling)
     key = override.get_key_element()
     if not override.is_sweep_override():
         return [override.input_line]
@@ -65,14 +74,15 @@ def _sweep_values(override: Override) -> list[str]:
     raise ConfigError(f"{override.input_line}: cannot expand this sweep")
 
 
-def _expand(overrides: list[str], sweeper_params: dict | None):
+def _expand(overrides: list[str], sweeper_params: dict | None, sampling: bool | None = None):
     """(every job's overrides, whether that is every combination: see `expand_jobs`)."""
     loader = GlobalHydra.instance().config_loader()
     parser = OverridesParser.create(config_loader=loader)
     lines = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
+    check_empty_choices(lines)
     per_key: dict[str, list[str]] = {}
     for parsed in parser.parse_overrides(lines):
-        per_key[parsed.get_key_element()] = _sweep_values(parsed)
+        per_key[parsed.get_key_element()] = _sweep_values(parsed, sampling)
     axes = list(per_key.values())
     if math.prod(len(values) for values in axes) <= MAX_COMBINATIONS:
         return [list(job) for job in itertools.product(*axes)], True
@@ -93,7 +103,7 @@ def expand_jobs(overrides: list[str], sweeper_params: dict | None) -> list[list[
 def _optuna_job_extras(base) -> list[list[str]] | None:
     """The overrides mlplab's Optuna sweeper adds to a job, once per seed of a seed group
     (placeholder trial, study and storage); None for any other sweeper."""
-    if OmegaConf.select(base, "hydra.sweeper._target_") != OptunaSweeperConf._target_:
+    if not is_sampling(base):
         return None
     settings = {key: OmegaConf.select(base, f"hydra.sweeper.{key}")
                 for key in ("seed_key", "group_key")}
@@ -139,7 +149,10 @@ def check_jobs(overrides: list[str], *, multirun: bool, config_name: str = CONFI
     """
     with hydra_on_conf():
         composer = JobComposer(config_name)
+        check_empty_choices(overrides)
         parsed = parse_overrides(overrides)
+        for override in parsed:
+            check_sweep_override(override)
         sweeps = [o for o in parsed if o.is_sweep_override()]
         if sweeps and not multirun:
             key = sweeps[0].get_key_element()
@@ -148,7 +161,11 @@ def check_jobs(overrides: list[str], *, multirun: bool, config_name: str = CONFI
         # The config with Hydra's node, for the sweep (or the single job) as a whole.
         base = composer.with_hydra_node([_sweep_values(o)[0] for o in parsed])
         check_moved_targets(base)
+        check_unambiguous(parsed, composer, multirun=multirun)
         check_launcher_installed(base)
+        if multirun:
+            check_sweeper(base)
+            check_launcher(base)
         complete, extras = True, None
         if not multirun:
             jobs = [list(overrides)]
@@ -156,7 +173,7 @@ def check_jobs(overrides: list[str], *, multirun: bool, config_name: str = CONFI
             params = OmegaConf.select(base, "hydra.sweeper.params")
             params = OmegaConf.to_container(params) if params is not None else None
             try:
-                jobs, complete = _expand(overrides, params)
+                jobs, complete = _expand(overrides, params, is_sampling(base))
             except HydraException as error:
                 raise ConfigError(hydra_error_line(error)) from error
             extras = _optuna_job_extras(base)
