@@ -83,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as error:
         print_error(str(error))
         return EXIT_USAGE
+    except Exception as error:  # a store failure a command did not expect, if we can name it
+        # Imported here, for start-up speed: the tracking package imports MLflow's helpers.
+        from mlplab.tracking.store_errors import store_error_line
+
+        line = store_error_line(error)
+        if line is None:
+            raise
+        print_error(line)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

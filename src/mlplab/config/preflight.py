@@ -188,6 +188,8 @@ def check_jobs(overrides: list[str], *, multirun: bool, config_name: str = CONFI
         _check_stores(configs)
     if load_data:
         _check_with_data(configs)
+    if values and multirun:  # last: it creates a new store's file
+        _check_stores(configs, open_them=True)
     parser = OverridesParser.create()
     return Preflight(jobs=len(configs),
                      keys={job_key(parser, job) for job in jobs} if values else set(),
@@ -258,14 +260,19 @@ def _validate_job(cfg, job, multirun) -> None:
         raise ConfigError(hydra_error_line(error)) from error
 
 
-def _check_stores(configs) -> None:
+def _check_stores(configs, *, open_them: bool = False) -> None:
     """Each distinct tracking store once, before any data are loaded: an unreachable
-    server must fail in seconds, not after MLflow's minutes of retries."""
+    server must fail in seconds, not after MLflow's minutes of retries. open_them: also
+    open each with MLflow (a sweep's parent run is created before any job could find a
+    corrupt store; the client is cached for the sweep callback)."""
     # Imported here, for start-up speed: the tracking package imports its run module.
-    from mlplab.tracking.store import check_store
+    from mlplab.tracking.store import check_store, get_client
 
     for uri in {cfg.logger.tracking_uri for _, cfg in configs if cfg.logger.name == "mlflow"}:
-        check_store(uri)
+        if open_them:
+            get_client(uri)
+        else:
+            check_store(uri)
 
 
 def _check_with_data(configs) -> None:

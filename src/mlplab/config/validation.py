@@ -187,6 +187,9 @@ def validate(cfg: DictConfig) -> None:
     _check_schedule(cfg.schedule, cfg.optimizer.lr)
     _check_trainer(cfg.trainer)
     _check("logger.name", cfg.logger.name, LOGGERS)
+    if not str(cfg.experiment_name or "").strip():  # MLflow refuses it, after the data load
+        raise ConfigError("experiment_name: empty; valid choices: any non-empty name (the "
+                          "default is the preset's name, experiment=NAME)")
     if cfg.trainer.resume is not None and cfg.logger.name == "none":
         raise ConfigError("trainer.resume: resuming reads the run's checkpoints from MLflow; "
                           "valid choices: logger=mlflow with trainer.resume=<run id>, or null")
