@@ -37,8 +37,8 @@ from mlplab.nn.optimizers import COMMON_KWARGS, OPTIMIZERS
 from mlplab.nn.schedules import SCHEDULES
 from mlplab.nn.threads import BLAS_THREADS
 from mlplab.training import EarlyStopping, Trainer, resolve_log_every
-from mlplab.training.trainer import MAX_POINTS
 from mlplab.training.evaluation import SPLITS, metric_keys, metric_names
+from mlplab.training.trainer import MAX_POINTS
 
 # Rules of keys that only the config has (the engine takes their meaning, not their value).
 BIAS_MODES = Choice(("zeros", "same", "constant"))

@@ -18,6 +18,7 @@ import base64
 import contextlib
 import functools
 import json
+import logging
 import os
 import random
 import ssl
@@ -35,7 +36,10 @@ from urllib.parse import urlparse
 
 from mlplab.errors import ConfigError, choices
 from mlplab.tracking.postgresql import check_postgresql
+from mlplab.tracking.stale import close_stale_runs
 from mlplab.tracking.store_errors import translated
+
+log = logging.getLogger(__name__)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 # The MLflow 3 UI opens experiments without this tag in its GenAI view.
@@ -295,7 +299,19 @@ def get_client(tracking_uri: str | None = None) -> RetryingClient:
         with _creation_lock(db_path), translated(uri):
             client = retry(MlflowClient, tracking_uri=uri, fragments=_TRANSIENT)
         _clients[key] = RetryingClient(client, uri)
+        _close_stale_runs(_clients[key])
     return _clients[key]
+
+
+def _close_stale_runs(client: RetryingClient) -> None:
+    """Close the runs a dead process of this host left RUNNING (`mlplab.tracking.stale`),
+    once per process and store: the first command to open a store after a fault tidies it."""
+    try:
+        with translated(client.tracking_uri):
+            close_stale_runs(client)
+    except Exception as error:  # a store that can be read but not written: leave them
+        log.warning("could not close stale runs in %s: %s", client.tracking_uri,
+                    str(error).splitlines()[0] if str(error) else type(error).__name__)
 
 
 _experiment_ids: dict[tuple[str, str], str] = {}
