@@ -290,6 +290,10 @@ def get_client(tracking_uri: str | None = None) -> RetryingClient:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
 
+        # MLflow logs each database error with its traceback before raising it; the error
+        # still reaches mlplab, which reports it once (`store_errors`).
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
         db_path = _sqlite_path(uri)
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
