@@ -20,6 +20,7 @@ import dataclasses
 import importlib.util
 import itertools
 import math
+import os
 from typing import Any
 
 from hydra.core.global_hydra import GlobalHydra
@@ -263,16 +264,16 @@ def _validate_job(cfg, job, multirun) -> None:
 def _check_stores(configs, *, open_them: bool = False) -> None:
     """Each distinct tracking store once, before any data are loaded: an unreachable
     server must fail in seconds, not after MLflow's minutes of retries. open_them: also
-    open each with MLflow (a sweep's parent run is created before any job could find a
-    corrupt store; the client is cached for the sweep callback)."""
+    open each existing SQLite store with MLflow (a sweep's parent run is created before
+    any job could find the file corrupt; the client is cached for the sweep callback)."""
     # Imported here, for start-up speed: the tracking package imports its run module.
     from mlplab.tracking.store import check_store, get_client
 
     for uri in {cfg.logger.tracking_uri for _, cfg in configs if cfg.logger.name == "mlflow"}:
-        if open_them:
-            get_client(uri)
-        else:
-            check_store(uri)
+        resolved = check_store(uri)
+        path = resolved.removeprefix("sqlite:///")
+        if open_them and path != resolved and os.path.isfile(path):
+            get_client(resolved)
 
 
 def _check_with_data(configs) -> None:
