@@ -18,7 +18,8 @@ usage: mlplab <command> [arguments]
 commands:
   train [OVERRIDES] [-m] [--cfg job]   one run, or with -m a sweep (one MLflow child per job)
   runs [--experiment NAME] [--sweep latest|ID] [--filter F] [--sort METRIC] [--limit N]
-       [--group-by PARAM ...] [--diff RUN_A RUN_B] [--format table|csv|json|markdown]
+       [--group-by PARAM ...] [--stale] [--diff RUN_A RUN_B]
+       [--format table|csv|json|markdown]
                                         compare logged runs as a table
   ui [--port P] [--host 127.0.0.1]      the MLflow UI on the project's store
   data ...                              fetch and check datasets (mlplab data mnist)
