@@ -356,3 +356,26 @@ MODE = Choice(("min", "max"), noun="mode")
 # The run's seed reaches NumPy's RandomState (the legacy global stream, scikit-learn's
 # generators), which takes seeds below 2**32 only.
 SEED = Interval(int, 0, 2**32, closed="left")
+
+# ------------------------------------------------------------------ sweepers and launchers
+# Settings under `hydra.sweeper` and `hydra.launcher` (`mlplab.config.sweep_settings` checks
+# them before a sweep's parent run exists; the sweepers and launchers would fail later).
+
+COUNT = Interval(int, 1)
+NON_NEGATIVE_COUNT = Interval(int, 0)
+# joblib's n_jobs: a number of worker processes, or a negative count from the number of
+# cores (-1: one per core); 0 means nothing to joblib.
+WORKER_COUNT = AnyOf(Interval(int, 1), Interval(int, None, 0, closed="neither"))
+# Launcher settings by the launcher class (the tail of `hydra.launcher._target_`); keys are
+# dotted paths under `hydra.launcher`.
+LAUNCHER_RULES = {
+    "JoblibLauncher": {"n_jobs": WORKER_COUNT},
+    "RayLauncher": {"ray.remote.num_cpus": POSITIVE, "ray.remote.max_calls": NON_NEGATIVE_COUNT,
+                    "ray.remote.max_retries": AnyOf(NON_NEGATIVE_COUNT,
+                                                    Interval(int, -1, -1, closed="both"))},
+    "LocalLauncher": {"timeout_min": COUNT, "nodes": COUNT, "tasks_per_node": COUNT,
+                      "cpus_per_task": Nullable(COUNT)},
+}
+LAUNCHER_RULES["SlurmLauncher"] = {**LAUNCHER_RULES["LocalLauncher"], "array_parallelism": COUNT,
+                                   "max_num_timeout": NON_NEGATIVE_COUNT}
+LAUNCHER_RULES["MlplabSlurmLauncher"] = LAUNCHER_RULES["SlurmLauncher"]

@@ -80,6 +80,17 @@ def truncated_idx(root: Path) -> Path:
     return path
 
 
+def _replace_image_file(root: Path, what: str) -> None:
+    """Small MNIST files whose training images are a directory, or a link to itself."""
+    directory = small_mnist(root / "mnist")
+    path = directory / "train-images-idx3-ubyte.gz"
+    path.unlink()
+    if what == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to(path.name)
+
+
 # --------------------------------------------------------------------------- the cases
 
 @dataclass
@@ -227,6 +238,76 @@ CASES = {
         store="migrated"),
     "unknown command": Case(["trian"], [r"^unknown command 'trian'",
                                         r"valid choices: .*\btrain\b"], train=False),
+    # sweep syntax, sweeper and launcher settings: refused before the parent run exists
+    "empty range": Case(["-m", "seed=range(5,0)"], [r"^seed: range\(5, 0, 1\) is empty",
+                                                    r"start below stop"]),
+    "range with step 0": Case(["-m", "seed=range(0,3,0)"], [
+        r"^seed: range\(0, 3, 0\) has step 0", r"non-zero step"]),
+    "interval under the basic sweeper": Case(["-m", "optimizer.lr=interval(0.01,0.1)"], [
+        r"^optimizer\.lr: interval\(0\.01, 0\.1\) must be sampled",
+        r"hydra/sweeper=mlplab_optuna"]),
+    "empty choice": Case(["-m", "optimizer=choice()"], [r"^optimizer: choice\(\) lists no value",
+                                                        r"choice\(a, b\)"]),
+    "empty interval": Case(["-m", "sweep=moons_search", "optimizer.lr=interval(1,0)"], [
+        r"^optimizer\.lr: interval\(1\.0, 0\.0\) is empty", r"low \(1\.0\) must be below high"]),
+    "no trials": Case(["-m", "sweep=moons_search", "hydra.sweeper.n_trials=0"], [
+        r"^hydra\.sweeper\.n_trials: invalid value 0", r"integer >= 1"]),
+    "unknown sampler": Case(["-m", "sweep=moons_search", "hydra.sweeper.sampler.name=bayes"], [
+        r"^hydra\.sweeper\.sampler\.name: unknown value 'bayes'", r"valid choices: .*\btpe\b"]),
+    "unknown pruner": Case(["-m", "sweep=moons_search", "hydra.sweeper.pruner.name=early"], [
+        r"^hydra\.sweeper\.pruner\.name: unknown value 'early'", r"valid choices: .*\bmedian\b"]),
+    "unknown sweeper key": Case(["-m", "sweep=moons_search", "hydra.sweeper.n_trial=3"], [
+        r"^hydra\.sweeper\.n_trial: unknown key", r"valid keys: .*\bn_trials\b"]),
+    "no joblib workers": Case(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0",
+                               *XOR, "seed=0,1"], [r"^hydra\.launcher\.n_jobs: invalid value 0",
+                                                   r"integer >= 1"]),
+    "unknown launcher key": Case(["-m", "hydra/launcher=joblib", "hydra.launcher.njobs=2",
+                                  *XOR, "seed=0,1"], [r"^hydra\.launcher\.njobs: unknown key",
+                                                      r"valid keys: .*\bn_jobs\b"]),
+    # command lines that say two things, or one that would be dropped
+    "preset chosen twice": Case(["experiment=quick_moons", "experiment=skalski_moons"], [
+        r"^experiment: chosen 2 times", r"the last, experiment=skalski_moons, would win"]),
+    "dataset name against its choice": Case(["dataset=xor", "dataset.name=moons"], [
+        r"^dataset\.name: 'moons' contradicts dataset=xor", r"dataset\.name=moons would win",
+        r"give dataset=moons alone"]),
+    "sweep preset without -m": Case(["sweep=moons_search"], [
+        r"^sweep: sweep=moons_search is a search space", r"add -m"]),
+    "epochs past any logged metric": Case([*XOR, "trainer.epochs=100000000000000"], [
+        r"^trainer\.epochs: invalid value 100000000000000", r"trainer\.log_every=auto"]),
+    "epochs past MLflow's steps": Case([*XOR, "trainer.epochs=100000000000000000000000",
+                                        "trainer.log_every=10"], [
+        r"^trainer\.epochs: invalid value 100000000000000000000000", r"64-bit"]),
+    # stores: refused before anything is logged
+    "file store": Case(["logger.tracking_uri=file://{tmp}/mlruns"], [
+        r"^logger\.tracking_uri: 'file://\S+' is a file store", r"sqlite:///path\.db"]),
+    "in-memory store": Case(["logger.tracking_uri=sqlite://"], [
+        r"^logger\.tracking_uri: 'sqlite://' is an in-memory SQLite store", r"logger=none"]),
+    "empty experiment name": Case(["experiment_name="], [r"^experiment_name: empty"]),
+    "databricks without credentials": Case(["logger.tracking_uri=databricks"], [
+        r"^logger\.tracking_uri: 'databricks' needs Databricks credentials",
+        r"DATABRICKS_HOST"], env={"DATABRICKS_CONFIG_FILE": "{tmp}/no-databrickscfg"}),
+    "endpoint that is not an MLflow server": Case(["logger.tracking_uri=http://127.0.0.1:{web}"], [
+        r"^logger\.tracking_uri: http://127\.0\.0\.1:\d+ answers, but not as an MLflow server",
+        r"HTTP 200"]),
+    # the small commands
+    "mlplab runs with an unknown status": Case(
+        ["runs", "--status", "DONE", "--tracking-uri", "{tmp}/mlflow.db"],
+        [r"^--status: unknown status 'DONE'", r"valid choices: .*\bFINISHED\b"], train=False),
+    "mlplab runs with a negative limit": Case(
+        ["runs", "--limit", "-3", "--tracking-uri", "{tmp}/mlflow.db"],
+        [r"^--limit: expected a positive integer, got -3"], train=False),
+    "mlplab ui on a port out of range": Case(
+        ["ui", "--port", "99999", "--tracking-uri", "{tmp}/mlflow.db"],
+        [r"^--port: invalid value 99999", r"\[1, 65535\]"], train=False),
+    "mlplab data with a mirror that is not a URL": Case(
+        ["data", "mnist", "--mirror", "notaurl", "--dir", "{tmp}/mn"],
+        [r"^--mirror: 'notaurl' is not a URL", r"https://"], train=False),
+    "dataset file is a directory": Case(MNIST, [
+        r"^\S*/mnist/train-images-idx3-ubyte\.gz: is a directory"],
+        setup=lambda tmp: _replace_image_file(tmp, "directory")),
+    "dataset file is a symbolic link loop": Case(MNIST, [
+        r"^\S*/mnist/train-images-idx3-ubyte\.gz: a symbolic link loop"],
+        setup=lambda tmp: _replace_image_file(tmp, "loop")),
 }
 
 
@@ -257,17 +338,37 @@ class _WantsCredentials(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _WebPage(http.server.BaseHTTPRequestHandler):
+    """A web server that is not MLflow's: every path is a page."""
+
+    def do_GET(self):  # noqa: N802 (the name http.server calls)
+        page = b"<html><body>a wiki</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
 def ports():
-    """{"port": a closed port, "auth": a server answering 401} for the cases' {placeholders}."""
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WantsCredentials)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    """{"port": a closed port, "auth": a server answering 401, "web": a web server that is
+    not MLflow} for the cases' {placeholders}."""
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+               for handler in (_WantsCredentials, _WebPage)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         # `port`: nothing listens there once the probe socket is closed.
-        yield {"port": free_port(), "auth": proxy.server_address[1]}
+        yield {"port": free_port(), "auth": servers[0].server_address[1],
+               "web": servers[1].server_address[1]}
     finally:
-        proxy.shutdown()
-        proxy.server_close()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
 
 
 @pytest.fixture
@@ -280,7 +381,7 @@ def outcome(name, tmp_path, ports, migrated_store):
         case.setup(tmp)
     if case.store == "migrated":
         (tmp / "mlflow.db").write_bytes(migrated_store.read_bytes())
-    env = cli_env(**{k: v.format(**ports) for k, v in case.env.items()})
+    env = cli_env(**{k: v.format(tmp=tmp, **ports) for k, v in case.env.items()})
     command = _command(case, tmp, ports)
     try:
         return tmp, run_cli(*command, cwd=tmp, timeout=90, env=env)

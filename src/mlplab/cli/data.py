@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 from mlplab.data.download import MIRRORS, download_mnist
 from mlplab.data.mnist import read_mnist
@@ -27,6 +28,9 @@ class _UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and status 2, instead of argparse's exit
         raise _UsageError(message)
+
+
+MIRROR_SCHEMES = ("https", "http", "file")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_mirrors(mirrors) -> None:
+    """A mirror is a base URL the files are fetched from: http(s) or file."""
+    for mirror in mirrors or []:
+        parsed = urlparse(mirror)
+        if parsed.scheme not in MIRROR_SCHEMES or not (parsed.netloc or parsed.path):
+            raise ConfigError(f"--mirror: {mirror!r} is not a URL; valid choices: a base URL "
+                              f"({', '.join(s + '://...' for s in MIRROR_SCHEMES)}), e.g. "
+                              f"{MIRRORS['mnist'][0]}")
+
+
 def _mnist(args) -> int:
+    _check_mirrors(args.mirror)
     directory = args.dir if args.dir is not None else dataset_dir(None, args.kind)
     download_mnist(directory, args.kind, args.mirror,
                    progress=False if args.no_progress else None, force=args.force)

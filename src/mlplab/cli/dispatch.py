@@ -18,7 +18,8 @@ usage: mlplab <command> [arguments]
 commands:
   train [OVERRIDES] [-m] [--cfg job]   one run, or with -m a sweep (one MLflow child per job)
   runs [--experiment NAME] [--sweep latest|ID] [--filter F] [--sort METRIC] [--limit N]
-       [--group-by PARAM ...] [--diff RUN_A RUN_B] [--format table|csv|json|markdown]
+       [--group-by PARAM ...] [--stale] [--diff RUN_A RUN_B]
+       [--format table|csv|json|markdown]
                                         compare logged runs as a table
   ui [--port P] [--host 127.0.0.1]      the MLflow UI on the project's store
   data ...                              fetch and check datasets (mlplab data mnist)
@@ -82,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[command](rest) or 0
     except (ConfigError, DataError) as error:
         print_error(str(error))
+        return EXIT_USAGE
+    except Exception as error:  # a store failure a command did not expect, if we can name it
+        # Imported here, for start-up speed: the tracking package imports MLflow's helpers.
+        from mlplab.tracking.store_errors import store_error_line
+
+        line = store_error_line(error)
+        if line is None:
+            raise
+        print_error(line)
         return EXIT_USAGE
 
 

@@ -40,6 +40,7 @@ from mlplab.cli.runs_table import (
 )
 from mlplab.errors import ConfigError, choices
 from mlplab.tracking.params import flatten_params
+from mlplab.tracking.stale import STALE_FILTER
 from mlplab.tracking.store import default_tracking_uri, get_client, resolve_tracking_uri
 
 _SHORT_CONDITION = re.compile(
@@ -67,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--status", default=None, metavar="STATUS",
                         help=f"only runs with this status ({', '.join(STATUSES)})")
     parser.add_argument("--limit", type=int, default=None, help="at most this many rows")
+    parser.add_argument("--stale", action="store_true",
+                        help="only runs closed because their process was gone (see "
+                             "docs/reliability.md)")
     parser.add_argument("--diff", nargs=2, metavar=("RUN_A", "RUN_B"),
                         help="the config keys and final metrics that differ between two runs")
     parser.add_argument("--format", choices=FORMATS, default=None,
@@ -222,7 +226,7 @@ def runs_main(argv: list[str]) -> int:
     experiments = _experiments(client, args.experiment)
     if args.diff:
         return _diff(client, experiments, args.diff, fmt)
-    filters = list(args.filter)
+    filters = list(args.filter) + ([STALE_FILTER] if args.stale else [])
     if status:
         filters.append(f"attributes.status = '{status}'")
     if args.sweep:

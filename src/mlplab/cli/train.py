@@ -28,6 +28,8 @@ from mlplab.multirun.progress import note_job_outcome, stop_live_lines
 from mlplab.multirun.sweeps import stops_on_signal
 from mlplab.private_api import hydra_args_parser, hydra_errors_raised
 from mlplab.signals import EXIT_STATUS, SweepInterrupted, signal_of_killed_run
+from mlplab.tracking.store import resolve_tracking_uri
+from mlplab.tracking.store_errors import translated
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,10 @@ def run_task(cfg: DictConfig, report: JobReport) -> float:
     """One Hydra job: run it, note its outcome in `report`, return the value a sweeper
     optimises."""
     context = context_from_hydra()
+    store = resolve_tracking_uri(cfg.logger.tracking_uri) if cfg.logger.name == "mlflow" else None
     try:
-        outcome = run_job(cfg, context)
+        with translated(store):
+            outcome = run_job(cfg, context)
     except (ConfigError, DataError) as error:
         if context.sweep_dir is None:
             report.error = error

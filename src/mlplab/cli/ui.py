@@ -112,6 +112,9 @@ def ui_main(argv: list[str]) -> int:
     parser = _parser()
     parser.error = raise_usage_error
     args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:  # else the server exits at once, as on a busy port
+        raise ConfigError(f"--port: invalid value {args.port}; must be a TCP port, an "
+                          "integer in [1, 65535]")
     store = resolve_tracking_uri(args.tracking_uri)
     if urlparse(store).scheme in ("http", "https"):
         print(f"the store is an MLflow server already: open {store}")

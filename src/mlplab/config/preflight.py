@@ -20,6 +20,7 @@ import dataclasses
 import importlib.util
 import itertools
 import math
+import os
 from typing import Any
 
 from hydra.core.global_hydra import GlobalHydra
@@ -39,10 +40,17 @@ from mlplab.config.compose import (
 )
 from mlplab.config.job_data import load_job_data, same_shapes_key
 from mlplab.config.moved import check_moved_targets
+from mlplab.config.sweep_settings import (
+    check_empty_choices,
+    check_launcher,
+    check_sweep_override,
+    check_sweeper,
+    check_unambiguous,
+    is_sampling,
+)
 from mlplab.config.validation import validate, validate_for_dataset
 from mlplab.errors import ConfigError
 from mlplab.private_api import run_mode_known, sweepers_compose_only
-from mlplab.search.config import OptunaSweeperConf
 from mlplab.search.groups import trial_overrides
 
 # Beyond this many grid points, check each swept value once (others at their first value)
@@ -50,8 +58,10 @@ from mlplab.search.groups import trial_overrides
 MAX_COMBINATIONS = 512
 
 
-def _sweep_values(override: Override) -> list[str]:
-    """The job overrides one parsed override stands for (endpoints for an interval)."""
+def _sweep_values(override: Override, sampling: bool | None = None) -> list[str]:
+    """The job overrides one parsed override stands for (endpoints for an interval);
+    sampling: whether the sweeper samples intervals (None: not known yet)."""
+    check_sweep_override(override, sampling=sampling)
     key = override.get_key_element()
     if not override.is_sweep_override():
         return [override.input_line]
@@ -65,14 +75,15 @@ def _sweep_values(override: Override) -> list[str]:
     raise ConfigError(f"{override.input_line}: cannot expand this sweep")
 
 
-def _expand(overrides: list[str], sweeper_params: dict | None):
+def _expand(overrides: list[str], sweeper_params: dict | None, sampling: bool | None = None):
     """(every job's overrides, whether that is every combination: see `expand_jobs`)."""
     loader = GlobalHydra.instance().config_loader()
     parser = OverridesParser.create(config_loader=loader)
     lines = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
+    check_empty_choices(lines)
     per_key: dict[str, list[str]] = {}
     for parsed in parser.parse_overrides(lines):
-        per_key[parsed.get_key_element()] = _sweep_values(parsed)
+        per_key[parsed.get_key_element()] = _sweep_values(parsed, sampling)
     axes = list(per_key.values())
     if math.prod(len(values) for values in axes) <= MAX_COMBINATIONS:
         return [list(job) for job in itertools.product(*axes)], True
@@ -93,7 +104,7 @@ def expand_jobs(overrides: list[str], sweeper_params: dict | None) -> list[list[
 def _optuna_job_extras(base) -> list[list[str]] | None:
     """The overrides mlplab's Optuna sweeper adds to a job, once per seed of a seed group
     (placeholder trial, study and storage); None for any other sweeper."""
-    if OmegaConf.select(base, "hydra.sweeper._target_") != OptunaSweeperConf._target_:
+    if not is_sampling(base):
         return None
     settings = {key: OmegaConf.select(base, f"hydra.sweeper.{key}")
                 for key in ("seed_key", "group_key")}
@@ -139,7 +150,10 @@ def check_jobs(overrides: list[str], *, multirun: bool, config_name: str = CONFI
     """
     with hydra_on_conf():
         composer = JobComposer(config_name)
+        check_empty_choices(overrides)
         parsed = parse_overrides(overrides)
+        for override in parsed:
+            check_sweep_override(override)
         sweeps = [o for o in parsed if o.is_sweep_override()]
         if sweeps and not multirun:
             key = sweeps[0].get_key_element()
@@ -148,7 +162,11 @@ def check_jobs(overrides: list[str], *, multirun: bool, config_name: str = CONFI
         # The config with Hydra's node, for the sweep (or the single job) as a whole.
         base = composer.with_hydra_node([_sweep_values(o)[0] for o in parsed])
         check_moved_targets(base)
+        check_unambiguous(parsed, composer, multirun=multirun)
         check_launcher_installed(base)
+        if multirun:
+            check_sweeper(base)
+            check_launcher(base)
         complete, extras = True, None
         if not multirun:
             jobs = [list(overrides)]
@@ -156,7 +174,7 @@ def check_jobs(overrides: list[str], *, multirun: bool, config_name: str = CONFI
             params = OmegaConf.select(base, "hydra.sweeper.params")
             params = OmegaConf.to_container(params) if params is not None else None
             try:
-                jobs, complete = _expand(overrides, params)
+                jobs, complete = _expand(overrides, params, is_sampling(base))
             except HydraException as error:
                 raise ConfigError(hydra_error_line(error)) from error
             extras = _optuna_job_extras(base)
@@ -171,6 +189,8 @@ def check_jobs(overrides: list[str], *, multirun: bool, config_name: str = CONFI
         _check_stores(configs)
     if load_data:
         _check_with_data(configs)
+    if values and multirun:  # last: it creates a new store's file
+        _check_stores(configs, open_them=True)
     parser = OverridesParser.create()
     return Preflight(jobs=len(configs),
                      keys={job_key(parser, job) for job in jobs} if values else set(),
@@ -241,14 +261,19 @@ def _validate_job(cfg, job, multirun) -> None:
         raise ConfigError(hydra_error_line(error)) from error
 
 
-def _check_stores(configs) -> None:
+def _check_stores(configs, *, open_them: bool = False) -> None:
     """Each distinct tracking store once, before any data are loaded: an unreachable
-    server must fail in seconds, not after MLflow's minutes of retries."""
+    server must fail in seconds, not after MLflow's minutes of retries. open_them: also
+    open each existing SQLite store with MLflow (a sweep's parent run is created before
+    any job could find the file corrupt; the client is cached for the sweep callback)."""
     # Imported here, for start-up speed: the tracking package imports its run module.
-    from mlplab.tracking.store import check_store
+    from mlplab.tracking.store import check_store, get_client
 
     for uri in {cfg.logger.tracking_uri for _, cfg in configs if cfg.logger.name == "mlflow"}:
-        check_store(uri)
+        resolved = check_store(uri)
+        path = resolved.removeprefix("sqlite:///")
+        if open_them and path != resolved and os.path.isfile(path):
+            get_client(resolved)
 
 
 def _check_with_data(configs) -> None:

@@ -37,8 +37,9 @@ from mlplab.nn.model import LAYER_SIZE, MLP
 from mlplab.nn.optimizers import COMMON_KWARGS, OPTIMIZERS
 from mlplab.nn.schedules import SCHEDULES
 from mlplab.nn.threads import BLAS_THREADS
-from mlplab.training import EarlyStopping, Trainer
+from mlplab.training import EarlyStopping, Trainer, resolve_log_every
 from mlplab.training.evaluation import CLASSIFICATION_TASKS, SPLITS, metric_keys, metric_names
+from mlplab.training.trainer import MAX_POINTS
 
 # Rules of keys that only the config has (the engine takes their meaning, not their value).
 BIAS_MODES = Choice(("zeros", "same", "constant"))
@@ -163,6 +164,26 @@ def _check_trainer(trainer) -> None:
     stopping = _params(trainer.early_stopping, skip=("enabled",))
     EarlyStopping.check_params(stopping, _under("trainer.early_stopping"))
     _check("trainer.blas_threads", trainer.blas_threads, Nullable(BLAS_THREADS))
+    _check_log_cadence(trainer)
+
+
+# log_every=auto evaluates epoch 1, then every ceil(epochs / MAX_POINTS) epochs: past this
+# many epochs apart, a run would log nothing after its first epoch in any useful time.
+MAX_AUTO_LOG_INTERVAL = 10**6
+# MLflow stores a metric's step (the epoch) as a 64-bit integer.
+MAX_STEP = 2**63 - 1
+
+
+def _check_log_cadence(trainer) -> None:
+    epochs, log_every = trainer.epochs, trainer.log_every
+    if epochs > MAX_STEP:
+        fail("trainer.epochs", epochs, f"at most {MAX_STEP} (MLflow stores the epoch of each "
+             "metric as a 64-bit integer)")
+    interval = resolve_log_every(log_every, epochs)
+    if log_every in (None, "auto") and interval > MAX_AUTO_LOG_INTERVAL:
+        fail("trainer.epochs", epochs, f"at most {MAX_AUTO_LOG_INTERVAL * MAX_POINTS} with "
+             f"trainer.log_every=auto (it would log every {interval} epochs, so nothing after "
+             "epoch 1), or give trainer.log_every")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -175,6 +196,9 @@ def validate(cfg: DictConfig) -> None:
     _check_schedule(cfg.schedule, cfg.optimizer.lr)
     _check_trainer(cfg.trainer)
     _check("logger.name", cfg.logger.name, LOGGERS)
+    if not str(cfg.experiment_name or "").strip():  # MLflow refuses it, after the data load
+        raise ConfigError("experiment_name: empty; valid choices: any non-empty name (the "
+                          "default is the preset's name, experiment=NAME)")
     if cfg.trainer.resume is not None and cfg.logger.name == "none":
         raise ConfigError("trainer.resume: resuming reads the run's checkpoints from MLflow; "
                           "valid choices: logger=mlflow with trainer.resume=<run id>, or null")

@@ -75,6 +75,8 @@ def locate(directory: Path, kind: str, fmt: str) -> tuple[str, dict[str, Path]]:
     csv = {split: directory / name for split, name in CSV_NAMES[kind].items()}
     if fmt in ("auto", "csv") and all(p.is_file() for p in csv.values()):
         return "csv", csv
+    _check_not_files([p for stem in ALL_IDX_STEMS for p in idx_candidates(directory, stem)]
+                     + list(csv.values()))
     wanted = []
     if fmt in ("auto", "idx"):
         missing = [s for s, p in idx.items() if p is None]
@@ -84,6 +86,26 @@ def locate(directory: Path, kind: str, fmt: str) -> tuple[str, dict[str, Path]]:
     problem = f"{kind} files missing" if directory.is_dir() else "no such directory"
     raise DataError(f"{directory}: {problem} (looked for {' or '.join(wanted)}); run "
                     f"`mlplab data mnist --kind {kind} --dir {directory}` to download them")
+
+
+def _check_not_files(paths: list[Path]) -> None:
+    """A name that is there but is no readable file is said so, not reported missing."""
+    for path in paths:
+        if path.is_dir():
+            raise DataError(f"{path}: is a directory, not a data file; valid choices: the "
+                            "file itself under this name (or remove the directory)")
+        if path.is_symlink() and not path.exists():
+            try:
+                path.resolve(strict=True)
+            except RuntimeError:  # Python 3.11 raises this for a loop
+                problem = "a symbolic link loop"
+            except OSError as error:
+                problem = ("a symbolic link loop" if "loop" in str(error).lower()
+                           else f"a symbolic link to nothing ({path.readlink()})")
+            else:
+                problem = "a symbolic link to nothing"
+            raise DataError(f"{path}: {problem}; valid choices: a link to the file itself, or "
+                            "the file")
 
 
 def verify_idx(path: Path, stem: str, kind: str, content: bytes) -> str:

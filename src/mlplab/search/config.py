@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlplab.constraints import COUNT, NON_NEGATIVE_COUNT, AnyOf, Choice, Interval, Nullable, check
+from mlplab.errors import ConfigError
+
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
 DIRECTIONS = ("minimize", "maximize")
@@ -82,3 +85,30 @@ class OptunaSweeperConf:
     seeds: list[int] | None = None
     seed_key: str = "seed"
     group_key: str = "tags.seed_group"
+
+
+# The rules of the settings above, by their dotted key under `hydra.sweeper` (checked by
+# preflight before a sweep's parent run exists, and by the sweeper itself).
+EPOCHS_OR_AUTO = AnyOf(Choice(("auto",)), COUNT)
+SETTING_RULES = {
+    "direction": Nullable(Choice(DIRECTIONS)),
+    "n_trials": COUNT, "n_jobs": COUNT, "heartbeat_interval": COUNT, "grace_period": COUNT,
+    "max_failures": Nullable(NON_NEGATIVE_COUNT),
+    "sampler.name": Choice(SAMPLERS), "sampler.n_startup_trials": NON_NEGATIVE_COUNT,
+    "pruner.name": Choice(PRUNERS), "pruner.n_startup_trials": NON_NEGATIVE_COUNT,
+    "pruner.n_warmup_steps": NON_NEGATIVE_COUNT, "pruner.interval_steps": COUNT,
+    "pruner.min_resource": EPOCHS_OR_AUTO, "pruner.max_resource": EPOCHS_OR_AUTO,
+    "pruner.reduction_factor": Nullable(Interval(int, 2)),
+}
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """Raise a one-line ConfigError unless `settings` (the `hydra.sweeper` node as a plain
+    dict) keeps every rule of `SETTING_RULES` and names distinct seeds."""
+    for key, rule in SETTING_RULES.items():
+        node, _, leaf = key.rpartition(".")
+        value = (settings.get(node) or {}).get(leaf) if node else settings.get(leaf)
+        check(f"hydra.sweeper.{key}", value, rule, noun="value")
+    seeds = settings.get("seeds") or []
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"hydra.sweeper.seeds: seeds must be distinct, got {list(seeds)}")

@@ -27,10 +27,10 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import Trial, TrialState
 
-from mlplab.errors import ConfigError, DataError, choices
+from mlplab.errors import ConfigError, DataError
 from mlplab.multirun.sweeps import logger_enabled
 from mlplab.private_api import trial_id
-from mlplab.search.config import DIRECTIONS
+from mlplab.search.config import check_settings
 from mlplab.search.factories import PRUNER_ATTR, make_pruner, make_sampler, pruner_settings
 from mlplab.search.groups import aggregate_seed_values, trial_overrides
 from mlplab.search.orphans import close_orphaned_runs
@@ -319,16 +319,7 @@ class OptunaSweeperImpl(Sweeper):
             assert self.config is not None
             mode = OmegaConf.select(self.config, "trainer.mode", default="min")
             s["direction"] = "maximize" if str(mode).lower() == "max" else "minimize"
-        if s["direction"] not in DIRECTIONS:
-            raise ConfigError(f"hydra.sweeper.direction: unknown direction {s['direction']!r}; "
-                              f"valid choices: {choices(DIRECTIONS)}")
-        for key in ("n_trials", "n_jobs", "heartbeat_interval", "grace_period"):
-            if not isinstance(s[key], int) or s[key] < 1:
-                raise ConfigError(f"hydra.sweeper.{key}: expected a positive integer, "
-                                  f"got {s[key]!r}")
-        seeds = s["seeds"] or []
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError(f"hydra.sweeper.seeds: seeds must be distinct, got {seeds}")
+        check_settings(s)
         return s
 
     def _default_study_name(self, space: SearchSpace, s: dict[str, Any]) -> str:

@@ -28,7 +28,9 @@ import yaml
 
 from mlplab.errors import ConfigError, DataError
 from mlplab.tracking.params import MAX_PARAM_LENGTH, flatten_params, param_text
+from mlplab.tracking.stale import process_tags
 from mlplab.tracking.store import copy_artifacts, ensure_experiment, get_client, git_commit
+from mlplab.tracking.store_errors import store_error_line
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,9 @@ class MlflowRun:
             flatten_params(self.config) if self.config else {})
         if not isinstance(overrides, str):
             overrides = " ".join(overrides)
-        self.tags = {"git_commit": git_commit(), "overrides": overrides, **(tags or {})}
+        # host and pid: a run its process could not close is found later (tracking.stale)
+        self.tags = {"git_commit": git_commit(), "overrides": overrides, **process_tags(),
+                     **(tags or {})}
         self.parent_run_id = parent_run_id
         self.resume_run_id = resume_run_id
         self.flush_seconds = flush_seconds
@@ -189,16 +193,23 @@ class MlflowRun:
         if exc_type is not None:
             killed = issubclass(exc_type, KeyboardInterrupt | SystemExit)
             status = "KILLED" if killed else "FAILED"
-            reason = f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__
-        try:
-            self.flush()
-            if reason:
-                self.set_tags({"failure_reason": reason})
-            self.client.set_terminated(self.run_id, status=status)
-        except Exception:  # never hide the original error behind a tracking error
-            log.exception("could not close MLflow run %s as %s", self.run_id, status)
+            reason = store_error_line(exc, self.tracking_uri) or (
+                f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__)
+        # Never hide the original error behind a tracking error; the metrics still pending
+        # may be what the store failed on, and must not keep the status from being written.
+        for step in (self.flush, lambda: self._terminate(status, reason)):
+            try:
+                step()
+            except Exception as error:
+                log.warning("could not close MLflow run %s as %s: %s", self.run_id, status,
+                            store_error_line(error, self.tracking_uri) or _first_line(error))
         self.status = status
         return False
+
+    def _terminate(self, status: str, reason: str | None) -> None:
+        if reason:
+            self.set_tags({"failure_reason": reason})
+        self.client.set_terminated(self.run_id, status=status)
 
     # -- trainer callback -----------------------------------------------------------------
 
@@ -429,6 +440,10 @@ def _draw_plots(model, dataset, history, out_dir: Path, selection) -> None:
             plots.learning_curves(history, out_dir / "learning_curves.png")
     except Exception:
         log.exception("drawing the run's plots failed")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def _clip_tags(tags: Mapping[str, str]) -> dict[str, str]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import json
+import logging
 import os
 import random
 import shutil
@@ -35,6 +37,10 @@ from urllib.parse import unquote, urlparse
 
 from mlplab.errors import ConfigError, choices
 from mlplab.tracking.postgresql import check_postgresql
+from mlplab.tracking.stale import close_stale_runs
+from mlplab.tracking.store_errors import translated
+
+log = logging.getLogger(__name__)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 # The MLflow 3 UI opens experiments without this tag in its GenAI view.
@@ -83,8 +89,10 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-# Stores MLflow 3 can log to (`postgresql+psycopg2://...` counts as postgresql).
-STORE_SCHEMES = ("databricks", "file", "http", "https", "mssql", "mysql", "postgresql", "sqlite")
+# Stores MLflow 3 can log to (`postgresql+psycopg2://...` counts as postgresql). Not `file`:
+# MLflow 3 refuses to create runs in a file store.
+STORE_SCHEMES = ("databricks", "http", "https", "mssql", "mysql", "postgresql", "sqlite")
+DATABRICKS_CREDENTIALS = ("DATABRICKS_HOST", "DATABRICKS_TOKEN")
 SQLITE_HEADER = b"SQLite format 3\x00"
 PING_SECONDS = 5.0
 
@@ -95,14 +103,23 @@ def check_store(value: str | None = None, key: str = "logger.tracking_uri") -> s
     Checked before any run starts: otherwise a mistyped scheme or an unusable path is a
     traceback after the data are loaded, and an unreachable server is found by MLflow's
     first request, which retries for minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES=7 with
-    backoff); a server that wants credentials would answer a traceback. Any other HTTP
-    answer, and a TLS certificate urllib cannot verify (MLflow may be configured to trust
-    it), count as reachable: the rest is MLflow's to report.
+    backoff); a server that wants credentials would answer a traceback. An answer that is
+    not MLflow's JSON means another kind of server; a TLS certificate urllib cannot verify
+    (MLflow may be configured to trust it) counts as reachable: the rest is MLflow's to
+    report. File stores (MLflow 3 writes none), in-memory SQLite (the run would be lost)
+    and Databricks without credentials are refused.
     """
     if not value and os.environ.get(TRACKING_URI_ENV):
         key = TRACKING_URI_ENV
     uri = resolve_tracking_uri(value)
     scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme == "file" or not scheme and uri != "databricks":
+        raise ConfigError(f"{key}: {uri!r} is a file store, which MLflow 3 no longer writes; "
+                          f"valid choices: a sqlite:///path.db store (or a path ending in .db), "
+                          f"or a server URL ({choices(STORE_SCHEMES)})")
+    if scheme == "sqlite" and _sqlite_path(uri) is None:
+        raise ConfigError(f"{key}: {uri!r} is an in-memory SQLite store, lost when the run "
+                          "ends; valid choices: sqlite:///path.db (a file), or logger=none")
     if scheme and scheme not in STORE_SCHEMES:
         raise ConfigError(f"{key}: unsupported scheme {scheme!r} in {uri!r}; valid choices: "
                           f"{choices(STORE_SCHEMES)} (or a path ending in .db)")
@@ -113,7 +130,22 @@ def check_store(value: str | None = None, key: str = "logger.tracking_uri") -> s
         _ping_server(uri, key)
     elif scheme == "postgresql":
         check_postgresql(uri, key, PING_SECONDS)
+    elif uri.split(":")[0] == "databricks":
+        _check_databricks(uri, key)
     return uri
+
+
+def _check_databricks(uri: str, key: str) -> None:
+    """A Databricks store needs a workspace and a token, from the environment or a profile
+    in ~/.databrickscfg (`databricks://PROFILE`); without them MLflow answers a traceback."""
+    if all(os.environ.get(name) for name in DATABRICKS_CREDENTIALS):
+        return
+    config = Path(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg")).expanduser()
+    if config.is_file():
+        return  # the profile's contents are Databricks' to check
+    raise ConfigError(f"{key}: {uri!r} needs Databricks credentials, and none are set; valid "
+                      f"choices: set {' and '.join(DATABRICKS_CREDENTIALS)} (or write a "
+                      "~/.databrickscfg profile), or a sqlite:///path.db store")
 
 
 def _ping_server(uri: str, key: str) -> None:
@@ -128,8 +160,8 @@ def _ping_server(uri: str, key: str) -> None:
     elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
         request.add_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
     try:
-        with urllib.request.urlopen(request, timeout=PING_SECONDS):
-            return
+        with urllib.request.urlopen(request, timeout=PING_SECONDS) as answer:
+            status, body = answer.status, answer.read(65536)
     except urllib.error.HTTPError as error:
         if error.code in (401, 403):
             given = "refused the credentials given" if user or os.environ.get(
@@ -137,6 +169,7 @@ def _ping_server(uri: str, key: str) -> None:
             raise ConfigError(f"{key}: the MLflow server at {uri} {given} (HTTP {error.code}); "
                               "valid choices: set MLFLOW_TRACKING_USERNAME and "
                               "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)") from None
+        status, body = error.code, error.read(65536)
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         if isinstance(reason, ssl.SSLError):
@@ -144,6 +177,21 @@ def _ping_server(uri: str, key: str) -> None:
         raise ConfigError(f"{key}: cannot reach the MLflow server at {uri} ({reason}); "
                           "valid choices: a running server's URL, a sqlite:///path.db "
                           "store, or logger=none") from None
+    _check_mlflow_answer(uri, key, status, body)
+
+
+def _check_mlflow_answer(uri: str, key: str, status: int, body: bytes) -> None:
+    """MLflow's REST API answers JSON (the experiment, or an `error_code`); anything else
+    (a web page, another API) is not an MLflow server, whose first write would fail."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or not ({"experiment", "error_code"} & answer.keys()):
+        raise ConfigError(f"{key}: {uri} answers, but not as an MLflow server (HTTP {status} "
+                          "to its API); valid choices: the URL of an MLflow tracking server "
+                          "(mlflow server, mlplab ui), a sqlite:///path.db store, or "
+                          "logger=none")
 
 
 def _check_sqlite_file(path: Path, key: str) -> None:
@@ -160,6 +208,10 @@ def _check_sqlite_file(path: Path, key: str) -> None:
                               "MLflow SQLite store, or a path where a new one can be created")
     elif path.exists() and not path.is_file():
         raise ConfigError(f"{key}: {path} is not a file; valid choices: a path ending in .db")
+    # SQLite writes its journal beside the file; access() also sees a read-only mount.
+    if not os.access(path.parent, os.W_OK) or path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{key}: {path} is read-only; valid choices: make "
+                          "the file and its directory writable, or give another store")
 
 
 def _is_transient(error: BaseException, fragments=_TRANSIENT) -> bool:
@@ -239,16 +291,32 @@ def get_client(tracking_uri: str | None = None) -> RetryingClient:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
 
+        # MLflow logs each database error with its traceback before raising it; the error
+        # still reaches mlplab, which reports it once (`store_errors`).
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
         db_path = _sqlite_path(uri)
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
             # Imported before the lock: the import is slow, and the workers of a parallel
             # sweep would otherwise spend it one after the other.
             import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-        with _creation_lock(db_path):
+        with _creation_lock(db_path), translated(uri):
             client = retry(MlflowClient, tracking_uri=uri, fragments=_TRANSIENT)
         _clients[key] = RetryingClient(client, uri)
+        _close_stale_runs(_clients[key])
     return _clients[key]
+
+
+def _close_stale_runs(client: RetryingClient) -> None:
+    """Close the runs a dead process of this host left RUNNING (`mlplab.tracking.stale`),
+    once per process and store: the first command to open a store after a fault tidies it."""
+    try:
+        with translated(client.tracking_uri):
+            close_stale_runs(client)
+    except Exception as error:  # a store that can be read but not written: leave them
+        log.warning("could not close stale runs in %s: %s", client.tracking_uri,
+                    str(error).splitlines()[0] if str(error) else type(error).__name__)
 
 
 _experiment_ids: dict[tuple[str, str], str] = {}
