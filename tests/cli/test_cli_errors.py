@@ -10,7 +10,7 @@ from mlplab.cli import main
 # Through the real command, in a subprocess: (arguments, what the line must start with,
 # what it must list as valid).
 SUBPROCESS_CASES = [
-    (["optimizer.lrr=0.1"], "optimizer.lrr: unknown key", "lr, momentum"),
+    (["optimizer.lrr=0.1"], "optimizer.lrr: unknown key", "l1, lr, max_norm, momentum"),
     (["trainer.epochs=ten"], "trainer.epochs: invalid value 'ten'", "an integer"),
     (["optimizer=adamm"], "optimizer: unknown choice 'adamm'", "adagrad, adam, adamw, momentum"),
     (["-m", "optimizer.lr=0.1,-1", "seed=0,1"], "optimizer.lr: invalid value -1", "> 0"),
