@@ -112,6 +112,8 @@ class MlflowRun:
         self._previous_sigterm = None
         self._status_before_resume: str | None = None
         self._logged_through = 0  # the last step a resumed run already has metrics for
+        self.logged_history: dict | None = None  # a resumed run's {key: [(step, value)]}
+        self._checkpoints = 0  # how many this run logged
         self._last_metrics: dict = {}  # key -> the Metric of its latest evaluation
         self.dataset_entity = None  # the MLflow dataset input, once logged
 
@@ -152,11 +154,14 @@ class MlflowRun:
         self.run_id = run_id
         self.experiment_id = run.info.experiment_id
         self._status_before_resume = run.info.status
-        # A run killed without cleanup (SIGKILL) may hold metrics past its last checkpoint;
+        # The run's evaluations so far, for the resumed fit (its checkpoint holds none). A
+        # run killed without cleanup (SIGKILL) may hold metrics past its last checkpoint;
         # the replayed epochs recompute the same values, so they are not logged twice.
-        self._logged_through = max((point.step for key in run.data.metrics
-                                    for point in self.client.get_metric_history(run_id, key)),
-                                   default=0)
+        self.logged_history = {
+            key: sorted({p.step: p.value for p in self.client.get_metric_history(run_id, key)
+                         }.items()) for key in run.data.metrics}
+        self._logged_through = max((points[-1][0] for points in self.logged_history.values()
+                                    if points), default=0)
         self.client.update_run(run_id, status="RUNNING")
         logged = run.data.params
         fresh = {k: v for k, v in self.params.items() if k not in logged}
@@ -183,20 +188,34 @@ class MlflowRun:
             except Exception:
                 log.exception("could not restore MLflow run %s to %s", self.run_id, self.status)
             return False
-        status, reason = self.status or "FINISHED", None
+        status, reason, tags = self.status or "FINISHED", None, {}
         if exc_type is not None:
             killed = issubclass(exc_type, KeyboardInterrupt | SystemExit)
             status = "KILLED" if killed else "FAILED"
             reason = f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__
+            tags["failure_reason"] = reason
+            if killed:
+                tags["stop_reason"] = self._stop_reason_of(exc)
         try:
             self.flush()
-            if reason:
-                self.set_tags({"failure_reason": reason})
+            if tags:
+                self.set_tags(tags)
             self.client.set_terminated(self.run_id, status=status)
         except Exception:  # never hide the original error behind a tracking error
             log.exception("could not close MLflow run %s as %s", self.run_id, status)
         self.status = status
         return False
+
+    def _stop_reason_of(self, exc) -> str:
+        """A run stopped outside the training loop (the trainer's own stop says "after
+        epoch K"): which signal, and whether a checkpoint is there to resume from."""
+        name = getattr(exc, "signal_name", None) or next(
+            (word.strip("()") for word in str(exc).split() if word.strip("()").startswith("SIG")),
+            "SIGINT")  # a bare KeyboardInterrupt is Python's SIGINT handler's
+        if self.resume_run_id or self._checkpoints:
+            return f"interrupted by {name} outside the training loop; resume from its " \
+                   "last checkpoint"
+        return f"interrupted by {name} before its first checkpoint: nothing to resume from"
 
     # -- trainer callback -----------------------------------------------------------------
 
@@ -229,6 +248,7 @@ class MlflowRun:
         self.flush()  # a resumed run must find every metric up to its checkpoint
         if self.log_checkpoints:
             self.client.log_artifact(self.run_id, str(state), "checkpoints")
+            self._checkpoints += 1
 
     def on_train_end(self, status: str, reason: str | None) -> None:
         self.status = status
