@@ -69,7 +69,6 @@ def checkpoint_to_resume(cfg, params: dict[str, str], directory: str) -> Path:
     run_id = cfg.trainer.resume
     client = get_client(cfg.logger.tracking_uri)
     run = run_to_resume(client, run_id, client.tracking_uri)
-    refuse_changes(run_id, run.data.params, params)
     names = sorted(a.path for a in client.list_artifacts(run_id, "checkpoints")
                    if a.path.endswith(".npz"))
     if not names:
@@ -80,6 +79,7 @@ def checkpoint_to_resume(cfg, params: dict[str, str], directory: str) -> Path:
         raise DataError(f"trainer.resume: run {run_id} has no checkpoints/*.npz artifact to "
                         "resume from; valid choices: a run logged with trainer.checkpoint_every "
                         "set, or one that was killed")
+    refuse_changes(run_id, run.data.params, params)
     # Into <run id>/checkpoints/, so that an error about the file names the run and artifact.
     target = Path(directory) / run_id / "checkpoints"
     target.mkdir(parents=True)

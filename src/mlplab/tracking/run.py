@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mlplab.errors import ConfigError, DataError
+from mlplab.signals import note_stop, stopping
 from mlplab.tracking.params import MAX_PARAM_LENGTH, flatten_params, param_text
 from mlplab.tracking.store import ensure_experiment, get_client, git_commit
 
@@ -398,7 +399,11 @@ class MlflowRun:
 
 
 def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"terminated by signal {signal.Signals(signum).name}")
+    name = signal.Signals(signum).name
+    if stopping() is not None:  # the same stop again (forwarded, or to the process group)
+        return
+    note_stop(name)
+    raise KeyboardInterrupt(f"terminated by signal {name}")
 
 
 def _draw_plots(model, dataset, history, out_dir: Path, selection) -> None:
