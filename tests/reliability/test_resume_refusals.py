@@ -12,7 +12,6 @@ import re
 import signal
 
 import pytest
-from mlplab.tracking.run import MlflowRun
 from reliability_helpers import (
     QUICK,
     metric_steps,
@@ -24,6 +23,7 @@ from reliability_helpers import (
     train_args,
 )
 
+from mlplab.tracking.run import MlflowRun
 from polling import wait_for
 
 RUN = (*QUICK, "dataset=xor", "dataset.split=ordered", "seed=3", "trainer.batch_size=32",

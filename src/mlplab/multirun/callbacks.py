@@ -25,9 +25,15 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.multirun import progress, stopping
-from mlplab.multirun.sweeps import grid_sweep, local_process_launcher, logger_enabled
+from mlplab.multirun.sweeps import (
+    SUBMITIT_LOCAL_LAUNCHER,
+    grid_sweep,
+    local_process_launcher,
+    logger_enabled,
+)
 from mlplab.multirun.verdict import print_verdict
 from mlplab.multirun.worker_pool import call_in_pool, grid_size, start_warm_up
+from mlplab.private_api import local_controllers_ignore_sigint
 from mlplab.signals import install_sweep_handlers, restore_sweep_handlers
 from mlplab.tracking.store import git_commit, resolve_tracking_uri
 from mlplab.tracking.sweep import (
@@ -65,6 +71,8 @@ class StopSweepOnSignal(Callback):
             sweep_dir = str(config.hydra.sweep.dir)
             stopping.start(sweep_dir)
             elsewhere = local_process_launcher(config.hydra) is not None
+            if OmegaConf.select(config.hydra, "launcher._target_") == SUBMITIT_LOCAL_LAUNCHER:
+                local_controllers_ignore_sigint()
             install_sweep_handlers(sweep_dir, functools.partial(stopping.stop_jobs, sweep_dir)
                                    if elsewhere else None)
 
