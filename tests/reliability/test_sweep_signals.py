@@ -114,6 +114,8 @@ LAUNCHERS = {"joblib": (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], 2)
                  marks=SLOW),
     pytest.param("submitit_local", signal.SIGTERM, "group", id="submitit_local-SIGTERM-group",
                  marks=SLOW),
+    pytest.param("submitit_local", signal.SIGINT, "group", id="submitit_local-SIGINT-group",
+                 marks=SLOW),
 ])
 def test_a_signal_to_a_parallel_sweep_ends_every_running_child_killed(tmp_path, store,
                                                                       launcher, signum, target):
