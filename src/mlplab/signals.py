@@ -57,6 +57,11 @@ def note_stop(name: str) -> None:
         _STOPPING.append(name)
 
 
+def clear_stop() -> None:
+    """Forget a stop: a new job, run or fit in this process has not been stopped yet."""
+    _STOPPING.clear()
+
+
 def stopping() -> str | None:
     """The signal this process is stopping on, or None."""
     return _STOPPING[0] if _STOPPING else None
@@ -75,6 +80,7 @@ class FitSignals:
 
     def __enter__(self) -> FitSignals:
         if _in_main_thread():
+            clear_stop()
             for signum in SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
@@ -194,7 +200,7 @@ def job_signals(read_name, *, idle_after: bool):
     if not _in_main_thread():
         yield
         return
-    _STOPPING.clear()  # a pool's worker: what stopped its last job is not this job's
+    clear_stop()  # a pool's worker: what stopped its last job is not this job's
     previous = {signum: signal.signal(signum, _job_stop) for signum in SIGNALS}
     previous[FORWARDED_STOP] = signal.signal(FORWARDED_STOP, _forwarded_stop(read_name))
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mlplab.errors import ConfigError, DataError
-from mlplab.signals import note_stop, stopping
+from mlplab.signals import clear_stop, note_stop, stopping
 from mlplab.tracking.params import MAX_PARAM_LENGTH, flatten_params, param_text
 from mlplab.tracking.store import ensure_experiment, get_client, git_commit
 
@@ -390,6 +390,7 @@ class MlflowRun:
         """
         if threading.current_thread() is not threading.main_thread():
             return
+        clear_stop()
         self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
     def _restore_sigterm(self) -> None:
