@@ -5,6 +5,9 @@
     CPU when installed, and the "GEMM roof": NumPy running only the eight matmuls of each
     batch (three forward, five backward) with the same shapes. Targets: mlplab/sklearn
     <= 1.0, and GEMM time >= 85% of mlplab's epoch (the rest is element-wise overhead).
+(c) The same MNIST epoch with batch norm after each hidden dense layer and dropout 0.2
+    after each hidden activation (training mode throughout), mlplab against PyTorch CPU
+    with the same layers (Linear, BatchNorm1d, ReLU, Dropout). Target: mlplab/PyTorch <= 1.2.
 (b) One full-batch epoch of the edenau network (2-4-4-3 ReLU/linear, 7000 samples,
     mse_half, lr 0.01), float64, against the tutorial's own style (layer objects, new
     arrays every epoch). Target: mlplab <= 0.3x. Measured twice: with glibc's default
@@ -39,6 +42,7 @@ from mlplab.nn import MLP, get_optimizer
 MNIST_DIR = mnist_dir()
 SIZES = [784, 256, 128, 10]
 BATCH, LR = 1000, 0.1
+DROPOUT = 0.2  # (c): the rate after each hidden layer
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -79,8 +83,10 @@ def report(times: dict, scale: float, unit: str) -> dict:
     return {name: cpu for name, (_, cpu) in times.items()}
 
 
-def mlplab_epoch(X, Y, dtype):
-    model = MLP(SIZES, ["relu", "relu", "softmax"], "softmax_cross_entropy", dtype=dtype)
+def mlplab_epoch(X, Y, dtype, **layers):
+    """`layers`: norm= and dropout= for (c)."""
+    model = MLP(SIZES, ["relu", "relu", "softmax"], "softmax_cross_entropy", dtype=dtype,
+                **layers)
     sgd = get_optimizer("sgd", model.params, LR)
     # contiguous (features, batch) arrays, as the trainer feeds them (it gathers each batch)
     batches = list(zip(column_batches(X, dtype), column_batches(Y, dtype), strict=True))
@@ -135,15 +141,20 @@ def sklearn_epoch(X, labels, dtype):
     return run
 
 
-def torch_epoch(X, labels, dtype, threads):
+def torch_epoch(X, labels, dtype, threads, regularized=False):
+    """regularized: BatchNorm1d before and Dropout after each hidden ReLU, for (c)."""
     import torch
 
     torch.set_num_threads(threads)
     kind = {"float32": torch.float32, "float64": torch.float64}[dtype]
     layers = []
     for i, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:], strict=True)):
-        layers += [torch.nn.Linear(n_in, n_out)] + ([torch.nn.ReLU()] if i < 2 else [])
+        layers.append(torch.nn.Linear(n_in, n_out))
+        if i < 2:
+            layers += ([torch.nn.BatchNorm1d(n_out), torch.nn.ReLU(), torch.nn.Dropout(DROPOUT)]
+                       if regularized else [torch.nn.ReLU()])
     model = torch.nn.Sequential(*layers).to(kind)
+    model.train()
     sgd = torch.optim.SGD(model.parameters(), lr=LR)
     criterion = torch.nn.CrossEntropyLoss()
     Xt, yt = torch.tensor(X, dtype=kind), torch.tensor(labels)
@@ -154,6 +165,25 @@ def torch_epoch(X, labels, dtype, threads):
             criterion(model(Xt[s:s + BATCH]), yt[s:s + BATCH]).backward()
             sgd.step()
     return run
+
+
+def bench_regularized(args, dtype):
+    X, labels, source = mnist_train(args.mnist_dir)
+    runners = {"mlplab": mlplab_epoch(X, np.eye(10)[labels], dtype, norm="batch",
+                                      dropout=DROPOUT),
+               "mlplab, plain layers": mlplab_epoch(X, np.eye(10)[labels], dtype)}
+    try:
+        runners["PyTorch CPU"] = torch_epoch(X, labels, dtype, args.threads, regularized=True)
+    except ImportError:
+        print("\n(c) skipped: PyTorch is not installed")
+        return
+    runners["mlplab"]()
+    times = best_of(args.repeat, runners)
+    print(f"\n(c) one epoch, 784-256-128-10, batch norm + dropout {DROPOUT}, batch {BATCH}, "
+          f"{dtype}, {source}")
+    times = report(times, 1000, "ms")
+    print(f"    mlplab / PyTorch   = {times['mlplab'] / times['PyTorch CPU']:.2f}  "
+          "(target <= 1.2)")
 
 
 def bench_mnist(args, dtype):
@@ -256,7 +286,8 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads")
     parser.add_argument("--tiny-epochs", type=int, default=50)
     parser.add_argument("--mnist-dir", type=Path, default=MNIST_DIR)
-    parser.add_argument("--skip", choices=["mnist", "tiny"], action="append", default=[])
+    parser.add_argument("--skip", choices=["mnist", "regularized", "tiny"], action="append",
+                        default=[])
     args = parser.parse_args()
     with threadpool_limits(limits=args.threads, user_api="blas"):
         print(f"threads: {args.threads}, repeats: {args.repeat} (minimum reported)")
@@ -264,9 +295,13 @@ def main():
         # (a) make glibc stop trimming, which hides the tutorial's allocation cost)
         if "tiny" not in args.skip:
             bench_tiny(args, "default allocator")
+        dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
         if "mnist" not in args.skip:
-            for dtype in (["float32", "float64"] if args.dtype == "both" else [args.dtype]):
+            for dtype in dtypes:
                 bench_mnist(args, dtype)
+        if "regularized" not in args.skip:
+            for dtype in dtypes:
+                bench_regularized(args, dtype)
         if "tiny" not in args.skip and tune_glibc_malloc():
             bench_tiny(args, "glibc malloc tuned not to trim")
 

@@ -1,5 +1,6 @@
-"""What a job costs on each launcher, beyond its training: a sweep of 32 one-epoch jobs of a
-tiny network on 200 moons (training is milliseconds), its wall time divided by 32.
+"""What a job costs on each launcher (local_parallel, submitit_slurm, ray), beyond its
+training: a sweep of 32 one-epoch jobs of a tiny network on 200 moons (training is
+milliseconds), its wall time divided by 32.
 
 Every launcher logs into the same store, the MLflow server on PostgreSQL that
 `.ci/stores-up` starts (what jobs on a cluster share), so the figures differ by the
@@ -10,9 +11,13 @@ launcher alone:
   per job (`cpus_per_task=1`), so 2 jobs at a time; every job is a fresh process (sbatch,
   srun, Python start-up and imports), and the launching process learns a job's end from
   `sacct` (at most every 2 s).
+- `ray`: a local Ray head started here (`ray start --head` on 127.0.0.1, 2 CPUs), jobs
+  joining it by address, one task per job with `max_calls: 1`, so every job is a fresh
+  worker process (Python start-up and imports each time), 2 at a time.
 Launchers are interleaved over `--repeat` rounds and the minimum is reported (the machine
 is shared; the load average is printed with each figure). A launcher whose service is not
-up (`.ci/slurm-up`, `.ci/stores-up`) is reported as skipped.
+up (`.ci/slurm-up`; Ray not installed: the `ray` extra) is reported as skipped; the server
+(`.ci/stores-up`) is required.
 
     python benchmarks/bench_launchers.py [--runs 32] [--repeat 2] [--launchers a,b]
 """
@@ -22,6 +27,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +44,7 @@ JOB = ["experiment=quick_moons", "dataset.n_samples=200", "trainer.epochs=1",
 LAUNCHERS = {
     "local_parallel": ["hydra/launcher=local_parallel"],
     "submitit_slurm": ["hydra/launcher=submitit_slurm", "hydra.launcher.cpus_per_task=1"],
+    "ray": ["hydra/launcher=ray"],  # and the head's address, once it is up
 }
 
 
@@ -52,7 +60,33 @@ def unavailable(launcher: str) -> str | None:
         ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
         if ping.returncode != 0 or "UP" not in ping.stdout:
             return "slurmctld is not up (run .ci/slurm-up)"
+    if launcher == "ray" and not Path(sys.executable).with_name("ray").exists():
+        return "Ray is not installed (pip install -e '.[ray]')"
     return None
+
+
+def start_ray_head(scratch: Path) -> tuple[str, subprocess.Popen]:
+    """A Ray head in a process group of its own (stopped by signalling that group)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp_dir = tempfile.mkdtemp(prefix="bench-ray-", dir="/tmp")  # short: unix sockets
+    head = subprocess.Popen(
+        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+         f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+         f"--temp-dir={temp_dir}", "--include-dashboard=false", "--disable-usage-stats"],
+        stdout=(scratch / "ray-head.log").open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return f"127.0.0.1:{port}", head
+        except OSError:
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the Ray head did not start: "
+                                 + (scratch / "ray-head.log").read_text()[-2000:]) from None
+            time.sleep(0.5)
 
 
 def server_up() -> bool:
@@ -109,17 +143,26 @@ def main() -> None:
     best: dict[str, float] = {}
     loads: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-launchers-") as scratch:
-        for repeat in range(args.repeat):
-            for launcher in chosen:
-                if launcher in skipped:
-                    continue
-                work = Path(scratch) / f"{launcher}-{repeat}"
-                work.mkdir()
-                wall = sweep_once(launcher, args.runs, work)
-                print(f"  round {repeat + 1} {launcher:15s} {wall:6.1f} s "
-                      f"({wall / args.runs:.2f} s a job; load {load()})", flush=True)
-                if wall < best.get(launcher, float("inf")):
-                    best[launcher], loads[launcher] = wall, load()
+        head = None
+        if "ray" in chosen and "ray" not in skipped:
+            address, head = start_ray_head(Path(scratch))
+            LAUNCHERS["ray"].append(f"hydra.launcher.ray.init.address={address}")
+        try:
+            for repeat in range(args.repeat):
+                for launcher in chosen:
+                    if launcher in skipped:
+                        continue
+                    work = Path(scratch) / f"{launcher}-{repeat}"
+                    work.mkdir()
+                    wall = sweep_once(launcher, args.runs, work)
+                    print(f"  round {repeat + 1} {launcher:15s} {wall:6.1f} s "
+                          f"({wall / args.runs:.2f} s a job; load {load()})", flush=True)
+                    if wall < best.get(launcher, float("inf")):
+                        best[launcher], loads[launcher] = wall, load()
+        finally:
+            if head is not None:
+                os.killpg(head.pid, signal.SIGTERM)
+                head.wait(timeout=60)
     print(f"\nper-job overhead, {args.runs}-job sweeps into the MLflow server on PostgreSQL "
           f"(minimum of {args.repeat}):")
     reference = best.get("local_parallel")

@@ -22,12 +22,14 @@ from cluster_helpers import (
     experiment_name,
     parent_and_children,
     runs_of,
-    wait_until,
 )
 from ray_head import start_head, stop_head, worker_pids
 
+from polling import wait_for
+
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
+EPOCHS = 100_000
 GRID = ["optimizer.lr=0.01,0.02,0.05,0.1", "seed=0,1"]
 
 
@@ -73,8 +75,10 @@ def test_grid_sweep_on_a_ray_head_into_the_postgresql_backed_server(
 
 def test_a_job_whose_worker_dies_runs_again_in_a_new_one(tmp_path, ray_address, mlflow_server):
     experiment = experiment_name("ray-retry")
-    # Long enough to be caught mid-training: 1500 epochs, metrics every 100.
-    overrides = ["dataset.n_samples=200", "trainer.epochs=1500", "trainer.log_every=100",
+    # Long enough to be caught mid-training: metrics reach the store every 5 s (the run's
+    # flush interval), and 100k epochs of this tiny network train for about 20 s, so the
+    # kill lands well before the run ends (1500 epochs ended inside the first flush).
+    overrides = ["dataset.n_samples=200", f"trainer.epochs={EPOCHS}", "trainer.log_every=1000",
                  "logger.log_model=false", "logger.plots=false", "seed=0,1"]
     log = (tmp_path / "sweep.log").open("w")
     process = subprocess.Popen(ray_command(tmp_path, ray_address, experiment, *overrides),
@@ -89,7 +93,7 @@ def test_a_job_whose_worker_dies_runs_again_in_a_new_one(tmp_path, ray_address, 
             and "train_loss" in r.data.metrics for r in runs_of(experiment))
 
     try:
-        wait_until(job_0_training, 600, "job 0 training", every=0.2)
+        wait_for(job_0_training, 600, "job 0 training", interval=0.2)
         [first] = worker_pids(sweep_dir, 0)
         os.kill(first, signal.SIGKILL)  # as the OOM killer or a lost node would
         status = process.wait(timeout=900)
@@ -110,4 +114,4 @@ def test_a_job_whose_worker_dies_runs_again_in_a_new_one(tmp_path, ray_address, 
     assert "Ray worker died" in lost[0].data.tags["stop_reason"]
     # The retry logged the whole history, as the job no worker death touched did.
     steps = _steps(seed_1[0], "train_loss")
-    assert steps[-1] == 1500 and _steps(retried[0], "train_loss") == steps
+    assert steps[-1] == EPOCHS and _steps(retried[0], "train_loss") == steps

@@ -17,8 +17,10 @@ from collections import Counter
 
 import optuna
 import pytest
-from cluster_helpers import SERVER, cli_env, experiment_name, runs_of, wait_until
+from cluster_helpers import SERVER, cli_env, experiment_name, runs_of
 from optuna.trial import TrialState
+
+from polling import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -73,7 +75,7 @@ def test_three_workers_share_one_study_and_a_killed_ones_trial_runs_again(
                      and len(t.intermediate_values) >= 2), None)
 
     try:
-        killed = wait_until(victims_trial_mid_training, 600, "worker 0 mid-trial", every=0.1)
+        killed = wait_for(victims_trial_mid_training, 600, "worker 0 mid-trial", interval=0.1)
         os.killpg(victim.pid, signal.SIGKILL)  # no chance to tell the study anything
         victim.wait(timeout=60)
         statuses = [w.wait(timeout=1200) for w in workers[1:]]

@@ -171,7 +171,7 @@ def test_a_job_whose_process_dies_is_reported_with_its_slurm_id_and_log(
 def test_sigterm_to_the_launching_command_cancels_the_array(slurm, mlflow_server, tmp_path):
     experiment = experiment_name("sigterm")
     proc = start_sweep(tmp_path, experiment, *LONG, "trainer.epochs=100000", "seed=0,1,2")
-    started = wait_until(lambda: training_children(experiment, 2), 300,
+    started = wait_for(lambda: training_children(experiment, 2), 300,
                          "two jobs to log their first metrics")
     array = started[0].data.tags["slurm_job_id"].split("_")[0]
     proc.send_signal(signal.SIGTERM)
@@ -180,7 +180,7 @@ def test_sigterm_to_the_launching_command_cancels_the_array(slurm, mlflow_server
     assert proc.returncode == 143, log[-3000:]
     assert f"cancelling SLURM array {array}" in log
     assert log.rstrip().splitlines()[-1].startswith("mlplab: error: sweep stopped")
-    wait_until(lambda: all(r.info.status == "KILLED" for r in runs_of(experiment)
+    wait_for(lambda: all(r.info.status == "KILLED" for r in runs_of(experiment)
                            if r.data.tags.get("mlplab.role") != "sweep"),
                120, "the cancelled jobs to close their runs")
     parent, children = parent_and_children(experiment)

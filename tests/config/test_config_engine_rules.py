@@ -102,6 +102,37 @@ for value, valid in [("float32", True), ("float16", False)]:
 for value, valid in [(-1, False), (2**32 - 1, True), (2**32, False)]:
     case([f"seed={value}"], "seed", lambda v=value: _trainer(seed=v), "trainer.seed", valid)
 
+# the new architecture and optimizer keys
+def _mlp(**kwargs):
+    return MLP([2, 3, 3, 2], ["relu", "relu", "softmax"], "softmax_cross_entropy", **kwargs)
+
+
+for value, valid in [(-0.1, False), (0, True), (0.999, True), (1.0, False)]:
+    case([f"architecture.dropout={value}"], "architecture.dropout",
+         lambda v=value: _mlp(dropout=v), "architecture.dropout", valid)
+    case([f"architecture.dropout=[0.1,{value}]"], "architecture.dropout",
+         lambda v=value: _mlp(dropout=[0.1, v]), "architecture.dropout", valid)
+    case([f"architecture.label_smoothing={value}"], "architecture.label_smoothing",
+         lambda v=value: _mlp(label_smoothing=v), "architecture.label_smoothing", valid)
+for value, valid in [(0, False), (1e-3, True), (1.0, True), (1.01, False)]:
+    case([f"architecture.norm_momentum={value}"], "architecture.norm_momentum",
+         lambda v=value: _mlp(norm="batch", norm_momentum=v), "architecture.norm_momentum",
+         valid)
+for value, valid in [(0, False), (1e-9, True)]:
+    case([f"architecture.norm_eps={value}"], "architecture.norm_eps",
+         lambda v=value: _mlp(norm="layer", norm_eps=v), "architecture.norm_eps", valid)
+    case([f"optimizer.max_norm={value}"], "optimizer.max_norm",
+         lambda v=value: _optimizer("sgd", max_norm=v), "optimizer.max_norm", valid)
+for value, valid in [("batch", True), ("layer", True), ("none", True), ("group", False)]:
+    case([f"architecture.norm={value}"], "architecture.norm",
+         lambda v=value: _mlp(norm=v), "architecture.norm", valid)
+for value, valid in [(-1e-3, False), (0, True), (0.5, True)]:
+    case(["optimizer=adamw", f"optimizer.l1={value}"], "optimizer.l1",
+         lambda v=value: _optimizer("adamw", l1=v), "optimizer.l1", valid)
+# (a bool key: the schema turns "1" into true before any rule sees it)
+case(["optimizer.decay_biases=false"], "optimizer.decay_biases",
+     lambda: _optimizer("sgd", decay_biases=False), "optimizer.decay_biases", True)
+
 
 def _verdict(call):
     try:

@@ -78,8 +78,12 @@ def test_batch_size_may_not_exceed_the_training_set():
 
 
 def test_loss_must_fit_the_task():
+    # sigmoid outputs over several classes are the one-vs-all network: valid
     cfg, data = _with_data("dataset=blobs", "architecture.loss=binary_cross_entropy")
-    with pytest.raises(ConfigError, match=r"^architecture\.loss: .*multiclass.*softmax"):
+    validate_for_dataset(cfg, data)
+    cfg, data = _with_data("dataset=sum_diff", "dataset.n_samples=100",
+                           "architecture.loss=binary_cross_entropy")
+    with pytest.raises(ConfigError, match=r"^architecture\.loss: .*regression.*mse"):
         validate_for_dataset(cfg, data)
     cfg, data = _with_data("dataset=sum_diff", "dataset.n_samples=100",
                            "architecture.loss=softmax_cross_entropy")

@@ -83,7 +83,7 @@ def test_non_finite_data_names_the_dataset_and_array(bad):
 
 def test_every_dataset_builds_with_its_defaults():
     for name in DATASETS:
-        if name in ("mnist", "fashion_mnist"):
-            continue  # file-backed: covered by the MNIST tests
+        if name in ("mnist", "fashion_mnist", "file"):
+            continue  # file-backed: covered by the MNIST and user-file tests
         ds = load_dataset(name, seed=0)
         assert ds.name == name and ds.n_train > ds.n_test > 0

@@ -163,7 +163,6 @@ def test_activation_instances_and_names_are_accepted():
      "'sigmoid' cannot be used with loss 'softmax_cross_entropy'; valid choices: softmax"),
     ({"activations": ["relu", "softmax"], "loss": "binary_cross_entropy"},
      "'softmax' cannot be used with loss 'binary_cross_entropy'"),
-    ({"activations": ["relu", "sigmoid"], "loss": "binary_cross_entropy"}, "exactly 1 output"),
     ({"sizes": [3, 4, 1], "loss": "mse"}, "'softmax' over 1 output unit"),
 ])
 def test_invalid_construction_raises_one_line_config_error(kwargs, fragment):

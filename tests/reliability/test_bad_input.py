@@ -133,11 +133,19 @@ CASES = {
         r"^architecture\.hidden: invalid value \[16, 0\]", r"integers >= 1"]),
     "unknown activation": Case(["architecture.activation=relux"], [
         r"^architecture\.activation: unknown value 'relux'", r"valid choices: .*\brelu\b"]),
-    "binary cross-entropy with 3 outputs": Case(
-        ["dataset=spirals", "dataset.split=ordered", "dataset.n_classes=3",
-         "architecture.loss=binary_cross_entropy"],
-        [r"^architecture\.loss: 'binary_cross_entropy' needs a binary dataset",
-         r"valid choices: .*softmax_cross_entropy"]),
+    "binary cross-entropy on a regression": Case(
+        ["dataset=sum_diff", "architecture.loss=binary_cross_entropy"],
+        [r"^architecture\.loss: 'binary_cross_entropy' needs a classification dataset",
+         r"valid choices: mse, mse_half"]),
+    "label smoothing without a cross-entropy": Case(
+        ["architecture.loss=mse", "architecture.label_smoothing=0.1"],
+        [r"^architecture\.label_smoothing: invalid value 0\.1", r"binary_cross_entropy"]),
+    "a dropout rate per layer, too few": Case(
+        ["architecture.hidden=[8,8]", "architecture.dropout=[0.1]"],
+        [r"^architecture\.dropout: invalid value \[0\.1\]", r"one rate per hidden layer"]),
+    "batch norm over batches of 1": Case(
+        [*XOR, "architecture.norm=batch", "trainer.batch_size=1"],
+        [r"^trainer\.batch_size: invalid value 1", r"architecture\.norm=layer"]),
     "softmax with 1 output": Case([*XOR, "architecture.output_activation=softmax"], [
         r"^architecture\.output_activation: 'softmax'", r"valid choices: identity, sigmoid"]),
     "loss and output activation mismatch": Case(

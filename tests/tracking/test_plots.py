@@ -244,3 +244,16 @@ def test_plots_leave_pyplot_and_the_backend_alone(tmp_path):
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     read_png(tmp_path / "a.png")
+
+
+def test_a_multilabel_run_gets_no_single_label_plots_and_no_warning(tmp_path, caplog):
+    dataset = two_feature_dataset("binary")
+    labels = np.column_stack([dataset.y_train, 1 - dataset.y_train])
+    multilabel = Dataset("toy", "multilabel", dataset.X_train, labels, dataset.X_test,
+                         np.column_stack([dataset.y_test, 1 - dataset.y_test]))
+    model = MLP([2, 8, 2], ["relu", "sigmoid"], "binary_cross_entropy", seed=0,
+                norm="layer", dropout=0.2)
+    with caplog.at_level(logging.WARNING, logger="mlplab.tracking.plots"):
+        written = plots.log_run_plots(model, multilabel, history(), tmp_path, cfg_plots=True)
+    assert {p.stem for p in written} == {"learning_curves", "weight_histograms"}
+    assert "skipped" not in caplog.text

@@ -28,7 +28,10 @@ class ArchitectureConfig:
 
     `output_activation`/`loss` left null are inferred from the dataset's task:
     regression -> identity + mse, binary -> sigmoid + binary_cross_entropy (1 unit),
-    multiclass -> softmax + softmax_cross_entropy (one unit per class).
+    multiclass -> softmax + softmax_cross_entropy (one unit per class), multilabel ->
+    sigmoid + binary_cross_entropy (one unit per label). `norm` (none, batch, layer) sits
+    between each hidden dense layer and its activation; `dropout` (a rate, or one per
+    hidden layer) after each hidden activation; `label_smoothing` for the cross-entropies.
     """
 
     hidden: list[int] = field(default_factory=lambda: [16, 16])
@@ -36,6 +39,11 @@ class ArchitectureConfig:
     activation_params: dict[str, float] = field(default_factory=dict)
     output_activation: str | None = None
     loss: str | None = None
+    label_smoothing: float = 0.0
+    norm: str = "none"
+    norm_momentum: float = 0.1
+    norm_eps: float = 1e-5
+    dropout: Any = 0.0  # a float or a list of floats
 
 
 # ----------------------------------------------------------------------------- initializer
@@ -72,13 +80,18 @@ class OrthogonalInitializerConfig(InitializerConfig):
 @dataclass
 class OptimizerConfig:
     """Keys every optimizer takes; `weight_decay` is an L2 term added to the gradient
-    (decoupled for adamw), `clip_norm`/`clip_value` clip gradients before the step."""
+    (decoupled for adamw), `clip_norm`/`clip_value` clip gradients before the step, `l1`
+    adds l1 * sign(p), `decay_biases: false` spares all but the weight matrices from both,
+    `max_norm` caps each unit's incoming-weight norm after the step."""
 
     name: str = MISSING
     lr: float = 0.01
     weight_decay: float = 0.0
     clip_norm: float | None = None
     clip_value: float | None = None
+    l1: float = 0.0
+    decay_biases: bool = True
+    max_norm: float | None = None
 
 
 @dataclass

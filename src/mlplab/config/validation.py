@@ -30,14 +30,15 @@ from mlplab.constraints import (
 )
 from mlplab.errors import ConfigError, choices
 from mlplab.nn.activations import ACTIVATIONS
+from mlplab.nn.dropout import dropout_rates
 from mlplab.nn.initializers import INITIALIZERS
 from mlplab.nn.losses import LOSSES, check_output_activation
-from mlplab.nn.model import LAYER_SIZE
+from mlplab.nn.model import LAYER_SIZE, MLP
 from mlplab.nn.optimizers import COMMON_KWARGS, OPTIMIZERS
 from mlplab.nn.schedules import SCHEDULES
 from mlplab.nn.threads import BLAS_THREADS
 from mlplab.training import EarlyStopping, Trainer
-from mlplab.training.evaluation import SPLITS, metric_keys, metric_names
+from mlplab.training.evaluation import CLASSIFICATION_TASKS, SPLITS, metric_keys, metric_names
 
 # Rules of keys that only the config has (the engine takes their meaning, not their value).
 BIAS_MODES = Choice(("zeros", "same", "constant"))
@@ -49,7 +50,11 @@ TASK_DEFAULTS = {
     "regression": ("identity", "mse"),
     "binary": ("sigmoid", "binary_cross_entropy"),
     "multiclass": ("softmax", "softmax_cross_entropy"),
+    "multilabel": ("sigmoid", "binary_cross_entropy"),
 }
+# The architecture keys that are MLP arguments of the same name (rules in MLP.constraints).
+MLP_KEYS = ("dropout", "norm", "norm_momentum", "norm_eps", "label_smoothing")
+SMOOTHED_LOSSES = ("binary_cross_entropy", "softmax_cross_entropy")
 
 
 def _check(key: str, value, constraint):
@@ -104,6 +109,10 @@ def _check_architecture(arch) -> None:
     if arch.loss is not None and arch.output_activation is not None:
         check_output_activation(LOSSES[arch.loss], ACTIVATIONS[arch.output_activation],
                                 "architecture.output_activation", given=arch.output_activation)
+    values = {key: OmegaConf.to_container(arch[key]) if OmegaConf.is_list(arch[key])
+              else arch[key] for key in MLP_KEYS}
+    MLP.check_params(values, _under("architecture"))
+    dropout_rates(values["dropout"], len(arch.hidden))
 
 
 def _check_initializer(init) -> None:
@@ -196,14 +205,16 @@ def validate_for_dataset(cfg: DictConfig, dataset) -> None:
         fail("trainer.batch_size", batch_size,
              f"at most the number of training samples ({dataset.n_train}) or null")
     activation, loss = output_head(cfg, dataset.task)
-    classifier = dataset.task in ("binary", "multiclass")
-    if loss == "binary_cross_entropy" and dataset.task != "binary":
-        raise ConfigError(f"architecture.loss: 'binary_cross_entropy' needs a binary dataset, "
-                          f"{dataset.name!r} is {dataset.task}; valid choices: "
+    classifier = dataset.task in CLASSIFICATION_TASKS
+    if loss == "binary_cross_entropy" and not classifier:
+        raise ConfigError(f"architecture.loss: 'binary_cross_entropy' needs a classification "
+                          f"dataset, {dataset.name!r} is {dataset.task}; valid choices: "
                           f"{choices(_losses_for(dataset.task))}")
-    if loss.startswith("softmax") and not classifier:
+    if loss.startswith("softmax") and dataset.task not in ("binary", "multiclass"):
         raise ConfigError(f"architecture.loss: {loss!r} needs class labels, {dataset.name!r} "
-                          f"is {dataset.task}; valid choices: mse, mse_half")
+                          f"is {dataset.task}; valid choices: "
+                          f"{choices(_losses_for(dataset.task))}")
+    _check_with_loss(cfg, dataset, loss)
     if dataset.task == "binary" and _canonical(activation) == "softmax":
         # One output unit for two classes; a softmax over one unit is constant.
         raise ConfigError(f"architecture.output_activation: 'softmax' needs a multiclass "
@@ -214,7 +225,22 @@ def validate_for_dataset(cfg: DictConfig, dataset) -> None:
     _check("trainer.monitor", cfg.trainer.monitor, Choice(reported))
 
 
+def _check_with_loss(cfg: DictConfig, dataset, loss: str) -> None:
+    """Label smoothing needs a cross-entropy; batch norm needs 2 samples in every batch."""
+    arch, batch_size = cfg.architecture, cfg.trainer.batch_size
+    if arch.label_smoothing and loss not in SMOOTHED_LOSSES:
+        fail("architecture.label_smoothing", arch.label_smoothing,
+             f"0 with loss {loss!r} (label smoothing applies to {choices(SMOOTHED_LOSSES)})")
+    if arch.norm == "batch" and batch_size is not None and batch_size < dataset.n_train and (
+            batch_size == 1 or dataset.n_train % batch_size == 1):
+        fail("trainer.batch_size", batch_size,
+             f"a size leaving no training batch of 1 sample ({dataset.n_train} training "
+             "samples), which batch norm cannot normalize; or architecture.norm=layer")
+
+
 def _losses_for(task: str) -> list[str]:
     return {"regression": ["mse", "mse_half"],
             "binary": ["binary_cross_entropy", "mse", "softmax_cross_entropy"],
-            "multiclass": ["softmax_cross_entropy", "softmax_mse_nojac", "mse"]}[task]
+            "multiclass": ["softmax_cross_entropy", "binary_cross_entropy", "softmax_mse_nojac",
+                           "mse"],
+            "multilabel": ["binary_cross_entropy", "mse"]}[task]

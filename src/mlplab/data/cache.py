@@ -4,6 +4,8 @@ Decoding MNIST (gunzip, checksum, parse; or parsing CSV text) costs about a seco
 the decoded `.npy` files back costs a few milliseconds. The cache is keyed on each source
 file's name, size and modification time, so replacing or editing a source invalidates it.
 Writing is best effort: a read-only data directory simply gets no cache.
+`create` writes arrays too large to hold twice: the caller fills memory-mapped files in
+place, so the parsed table lives in the page cache rather than in the process's heap.
 """
 
 from __future__ import annotations
@@ -71,9 +73,47 @@ class ArrayCache:
             return False
 
 
+    def create(self, key: list[list], shapes: dict[str, tuple[tuple, str]], fill):
+        """Create memory-mapped arrays of `shapes` ({name: (shape, dtype)}), let
+        `fill(arrays)` write them in place, and publish them under `key`.
+
+        Returns the arrays as `load` gives them, or None when the directory cannot be
+        written (the caller then works in memory). An exception from `fill` (bad data)
+        removes the partial files and propagates.
+        """
+        temporary: dict[str, Path] = {}
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            arrays = {}
+            for name, (shape, dtype) in shapes.items():
+                temporary[name] = _temporary_name(self._array_path(name))
+                arrays[name] = np.lib.format.open_memmap(temporary[name], mode="w+",
+                                                         dtype=dtype, shape=shape)
+            fill(arrays)
+            del arrays  # unmapped; written pages reach readers through the page cache,
+            # and are not synced here, as `save` does not sync either (msync doubled the
+            # time of a first load of a 1M-row file)
+            for name in shapes:
+                os.replace(temporary.pop(name), self._array_path(name))
+            meta = {"version": CACHE_VERSION, "sources": key,
+                    "arrays": {k: [list(shape), np.dtype(dtype).str]
+                               for k, (shape, dtype) in shapes.items()}}
+            _atomic_write(self.manifest, lambda f: f.write(json.dumps(meta).encode()))
+        except OSError:
+            return None
+        finally:
+            for path in temporary.values():
+                path.unlink(missing_ok=True)
+        return self.load(key)
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
 def _atomic_write(path: Path, write) -> None:
     """Call write(file) on a temp file in the same directory, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = _temporary_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-TASKS = ("regression", "binary", "multiclass")
+TASKS = ("regression", "binary", "multiclass", "multilabel")
 
 
 @dataclass
@@ -16,7 +16,9 @@ class Dataset:
 
     `X_*` has shape (n_samples, n_features) in the run's float dtype. For regression `y_*`
     is (n_samples, n_targets) in that dtype, expressed in the units the model is trained on
-    (after `y_scaler`); for classification it is (n_samples,) int64 class labels.
+    (after `y_scaler`); for classification it is (n_samples,) int64 class labels; for
+    `multilabel` (a user's file with several 0/1 target columns, `dataset=file`) it is
+    (n_samples, n_labels) int64 0/1, one column per sigmoid output.
     Scalers were fitted on the training part only; `y_scaler.inverse_transform` turns model
     outputs back into the data's own units.
     """
@@ -41,8 +43,9 @@ class Dataset:
 
     @property
     def n_outputs(self) -> int:
-        """Width of the output layer: targets, 1 for binary, n_classes for multiclass."""
-        if self.task == "regression":
+        """Width of the output layer: targets (or labels, for multilabel), 1 for binary,
+        n_classes for multiclass."""
+        if self.task in ("regression", "multilabel"):
             return int(self.y_train.shape[1])
         return 1 if self.task == "binary" else int(self.n_classes)
 

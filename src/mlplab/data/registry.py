@@ -16,12 +16,13 @@ from mlplab.data.assemble import assemble
 from mlplab.data.checks import check_dtype, check_int
 from mlplab.data.dataset import Dataset
 from mlplab.data.mnist import load_mnist
+from mlplab.data.user_file import load_file
 from mlplab.errors import ConfigError, choices
 
 # Keys for which null is a meaningful value (the run seed, no validation part, all samples,
 # the default directory), whatever their default; a config schema must let them be null.
 NULLABLE_KEYS = frozenset({"random_state", "split_seed", "val_size", "n_train", "n_test",
-                           "directory"})
+                           "directory", "target", "features", "sha256"})
 
 # Split/scale keys shared by the generated datasets, with their usual defaults.
 SPLIT_DEFAULTS = {"test_size": 0.2, "split": "shuffled", "stratify": False, "split_seed": None,
@@ -64,6 +65,13 @@ def _mnist(kind: str) -> DatasetSpec:
     return DatasetSpec(kind, build, keyword_defaults(load_mnist, skip))
 
 
+def _user_file() -> DatasetSpec:
+    def build(*, seed, dtype, data_dir, **params):
+        return load_file(seed=seed, dtype=dtype, data_dir=data_dir, **params)
+
+    return DatasetSpec("file", build, keyword_defaults(load_file))
+
+
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     _generated("sum_diff", generators.sum_diff, test_size=0.3, split="ordered",
                scale="standardize", target_scale="standardize"),
@@ -75,6 +83,7 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     _generated("digits", generators.digits, scale="max"),
     _mnist("mnist"),
     _mnist("fashion_mnist"),
+    _user_file(),
 )}
 
 

@@ -28,10 +28,14 @@ def build_model(cfg: DictConfig, dataset):
     scheme = {k: init[k] for k in init if k not in INITIALIZER_KEYS}  # std, a, gain, ...
     bias = {"zeros": "zeros", "same": "same"}.get(init.bias) or get_initializer(
         "constant", value=init.bias_value)
+    dropout = arch.dropout
     return MLP([dataset.n_features, *arch.hidden, dataset.n_outputs],
                [hidden_activation] * len(arch.hidden) + [out_activation], loss,
                dtype=cfg.trainer.dtype, weight_init=get_initializer(init.name, **scheme),
-               bias_init=bias, seed=cfg.seed, rng="legacy" if init.legacy else None)
+               bias_init=bias, seed=cfg.seed, rng="legacy" if init.legacy else None,
+               dropout=list(dropout) if OmegaConf.is_list(dropout) else dropout,
+               norm=arch.norm, norm_momentum=arch.norm_momentum, norm_eps=arch.norm_eps,
+               label_smoothing=arch.label_smoothing)
 
 
 def build_optimizer(cfg: DictConfig, model):

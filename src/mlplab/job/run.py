@@ -89,6 +89,7 @@ def logged_config(cfg: DictConfig, dataset, name: str) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     activation, loss = output_head(cfg, dataset.task)
     resolved["architecture"].update(output_activation=activation, loss=loss)
+    resolved["dataset"].update(dataset.info.get("resolved_keys", {}))  # e.g. a file's sha256
     resolved["run_name"] = name
     return resolved
 
@@ -123,7 +124,7 @@ def make_mlflow_run(cfg: DictConfig, context: JobContext, dataset, name: str):
     """The MlflowRun of this job (not yet open): a sweep's child when a parent exists."""
     logger, parent = cfg.logger, _parent_run(context)
     tags = {**cfg.tags, "preset": context.preset, "blas_threads": str(blas_threads_in_use()),
-            **sweep_tags(parent), **context.run_tags}
+            **sweep_tags(parent), **context.run_tags, **dataset.info.get("run_tags", {})}
     config = logged_config(cfg, dataset, name)
     return MlflowRun(
         cfg.experiment_name, tracking_uri=logger.tracking_uri, run_name=name,

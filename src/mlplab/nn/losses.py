@@ -8,18 +8,26 @@ Losses whose natural output activation cancels its Jacobian (sigmoid + binary
 cross-entropy, softmax + softmax cross-entropy) return the fused `A - Y`; the others return
 dl/dA chained through the output activation's backward (`activation` argument). Values of
 the cross-entropies are computed from the logits Z, never from log(A), so they stay finite.
+
+The two cross-entropies take `smoothing` (label smoothing, epsilon): the targets become
+(1 - epsilon) * Y + epsilon / K, K the number of classes (2 for each sigmoid output, the
+number of outputs for softmax), as `torch.nn.CrossEntropyLoss(label_smoothing=...)`. The
+value reported is the smoothed loss, as PyTorch reports it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from mlplab.constraints import Interval, check_keywords
 from mlplab.errors import ConfigError
 from mlplab.nn._registry import lookup
 from mlplab.nn.activations import Activation
 from mlplab.nn.metrics import accuracy, edenau_loss
 
 __all__ = ["LOSSES", "Loss", "accuracy", "check_output_activation", "edenau_loss", "get_loss"]
+
+LABEL_SMOOTHING = Interval(float, 0, 1)  # 1 would make every target uniform
 
 
 class Loss:
@@ -80,39 +88,81 @@ class HalfSumSquaredError(Loss):
         return np.subtract(A, Y, out=out)
 
 
-class BinaryCrossEntropy(Loss):
-    """Binary cross-entropy of a single sigmoid output, from the logits:
-    l_i = max(z, 0) - z*y + log1p(exp(-|z|)). Fused delta: sigmoid(Z) - Y = A - Y."""
+class _CrossEntropy(Loss):
+    """The fused delta of a cross-entropy on its natural activation, A - Y, with label
+    smoothing when `smoothing` > 0 (`classes(K)` is the K of the smoothed targets)."""
+
+    fused = True
+
+    def __init__(self, smoothing: float = 0.0):
+        self.smoothing = float(smoothing)
+
+    def classes(self, n_outputs: int) -> int:
+        raise NotImplementedError
+
+    def targets(self, Y: np.ndarray, out=None) -> np.ndarray:
+        """Y, or the smoothed targets (1 - eps) * Y + eps / K in `out`."""
+        if not self.smoothing:
+            return Y
+        out = np.multiply(Y, 1.0 - self.smoothing, out=out)
+        out += self.smoothing / self.classes(Y.shape[0])
+        return out
+
+    def delta(self, Z, A, Y, activation=None, out=None):
+        if not self.smoothing:
+            return np.subtract(A, Y, out=out)
+        out = self.targets(Y, out=out)
+        return np.subtract(A, out, out=out)
+
+
+class BinaryCrossEntropy(_CrossEntropy):
+    """Binary cross-entropy of K independent sigmoid outputs (one for a binary task; one
+    per label for multi-label targets; one per class, one-vs-all, for one-hot targets),
+    from the logits: per element max(z, 0) - z*y + log1p(exp(-|z|)), averaged over the K
+    outputs as `torch.nn.BCEWithLogitsLoss` (mean over all elements) does. Fused delta:
+    (sigmoid(Z) - Y) / K = (A - Y) / K."""
 
     name = "binary_cross_entropy"
     output_activation = "sigmoid"
-    fused = True
+
+    def classes(self, n_outputs):
+        return 2  # each output is its own two-class problem
 
     def value(self, Z, A, Y):
+        Y = self.targets(Y)
         soft = np.abs(Z)
         np.negative(soft, out=soft)
         np.exp(soft, out=soft)
         np.log1p(soft, out=soft)
         soft += np.maximum(Z, 0)
         soft -= Z * Y
-        return float(np.sum(soft)) / Z.shape[1]
+        value = float(np.sum(soft)) / Z.shape[1]
+        return value if Z.shape[0] == 1 else value / Z.shape[0]
+
+    def delta(self, Z, A, Y, activation=None, out=None):
+        out = super().delta(Z, A, Y, activation, out)
+        if out.shape[0] > 1:
+            out /= out.shape[0]
+        return out
 
 
-class SoftmaxCrossEntropy(Loss):
+class SoftmaxCrossEntropy(_CrossEntropy):
     """Cross-entropy of a softmax output with one-hot (or probability) targets, from the
     logits via log-sum-exp: l_i = -sum_k y_k (z_k - logsumexp(z)). Fused delta: A - Y
-    (valid because each target column sums to 1)."""
+    (valid because each target column sums to 1, smoothed or not)."""
 
     name = "softmax_cross_entropy"
     output_activation = "softmax"
-    fused = True
+
+    def classes(self, n_outputs):
+        return n_outputs
 
     def value(self, Z, A, Y):
         shift = Z.max(axis=0, keepdims=True)
         shifted = np.subtract(Z, shift)
         log_norm = np.log(np.exp(shifted).sum(axis=0, keepdims=True))
         shifted -= log_norm  # now log-softmax
-        shifted *= Y
+        shifted *= self.targets(Y)
         return -float(np.sum(shifted)) / Z.shape[1]
 
 
@@ -159,8 +209,11 @@ LOSSES: dict[str, type[Loss]] = {
 }
 
 
-def get_loss(name: str | Loss) -> Loss:
-    """Build a loss from its name; a `Loss` instance is returned unchanged."""
+def get_loss(name: str | Loss, **kwargs) -> Loss:
+    """Build a loss from its name (`smoothing=` for the cross-entropies); a `Loss`
+    instance is returned unchanged."""
     if isinstance(name, Loss):
         return name
-    return lookup(LOSSES, name, "loss")()
+    cls = lookup(LOSSES, name, "loss")
+    check_keywords(cls.__init__, kwargs, "loss", name)
+    return cls(**kwargs)

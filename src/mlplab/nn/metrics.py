@@ -22,6 +22,18 @@ def accuracy(A: np.ndarray, Y: np.ndarray) -> float:
     return float(np.mean(predicted == labels))
 
 
+def exact_match_accuracy(A: np.ndarray, Y: np.ndarray) -> float:
+    """Multi-label accuracy: the fraction of samples whose every label is predicted right
+    (A > 0.5 against Y > 0.5), scikit-learn's `accuracy_score` on label indicators."""
+    return float(np.mean(np.all((A > 0.5) == (Y > 0.5), axis=0)))
+
+
+def label_accuracy(A: np.ndarray, Y: np.ndarray) -> float:
+    """The fraction of (label, sample) pairs predicted right (A > 0.5 against Y > 0.5):
+    1 - Hamming loss, the lenient companion of `exact_match_accuracy`."""
+    return float(np.mean((A > 0.5) == (Y > 0.5)))
+
+
 def edenau_loss(A: np.ndarray, Y: np.ndarray) -> float:
     """The edenau tutorial's reported loss: the mean over samples of the L2 norm of the
     per-sample vector 0.5 * (yhat - y)^2.
@@ -33,5 +45,5 @@ def edenau_loss(A: np.ndarray, Y: np.ndarray) -> float:
     return float(np.mean(np.linalg.norm(individual, axis=0)))
 
 
-METRICS = {"accuracy": accuracy, "edenau_loss": edenau_loss}
+METRICS = {"accuracy": accuracy, "edenau_loss": edenau_loss, "label_accuracy": label_accuracy}
 METRIC = Choice(sorted(METRICS), noun="metric")  # a name a run may ask to be reported

@@ -2,8 +2,9 @@
 
 `step(grads)` applies, in order: value clipping, global-norm clipping, L2 weight decay
 (`g += weight_decay * p`; AdamW instead shrinks p by (1 - lr * weight_decay), "decoupled"),
-then the optimizer's update. The gradient arrays are used as scratch space and are
-overwritten: they are buffers the next backward pass refills anyway.
+L1 (`g += l1 * sign(p)`), then the optimizer's update, then the max-norm constraint. The
+gradient arrays are used as scratch space and are overwritten: they are buffers the next
+backward pass refills anyway.
 
 Plain SGD computes `p -= lr * g` (multiply, then subtract), so the tutorials'
 `W = W - lr * dW` is reproduced bit for bit. PyTorch fuses some of these steps
@@ -22,7 +23,8 @@ from mlplab.errors import ConfigError
 from mlplab.nn._registry import lookup
 from mlplab.nn.optimizer_base import Optimizer
 
-COMMON_KWARGS = ("weight_decay", "clip_norm", "clip_value", "param_names")
+COMMON_KWARGS = ("weight_decay", "clip_norm", "clip_value", "l1", "decay_biases", "max_norm",
+                 "param_names")
 
 # A decay rate of a running average (RMSProp's alpha, Adam's betas): 1 would never forget.
 DECAY = Interval(float, 0, 1)

@@ -2,7 +2,9 @@
 
 One input per run, named after the dataset, whose digest covers every split's arrays as the
 model saw them (dtype, shape and bytes, after scaling), so two runs show the same digest
-exactly when they trained and were evaluated on the same numbers. Its source says where
+exactly when they trained and were evaluated on the same numbers. A user's file
+(`dataset=file`) is digested by its sha256 instead (as much of it as the store keeps),
+so runs on different versions of a file are told apart at a glance. Its source says where
 the data came from (the files read, or the generator and its settings), its profile the
 split sizes, its schema the feature and target shapes.
 
@@ -19,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 DIGEST_LENGTH = 8  # as MLflow's own dataset digests
+FILE_DIGEST_LENGTH = 36  # the longest digest MLflow stores; the full sha256 is a param
 CONTEXT_TAG = "mlflow.data.context"
 CONTEXT = "training"  # one input for every split; the profile has their sizes
 
@@ -44,6 +47,8 @@ def dataset_source(dataset, settings: Mapping | None) -> tuple[str, str]:
     """(source type, source JSON): the directory a loader read, else the generator with the
     run's `dataset.*` settings (as MLflow's code source records them: string tags)."""
     info = getattr(dataset, "info", None) or {}
+    if info.get("path"):
+        return "local", json.dumps({"uri": str(info["path"])})
     if info.get("directory"):
         return "local", json.dumps({"uri": str(info["directory"])})
     tags = {"mlflow.source.name": "mlplab", "loader": dataset.name}
@@ -70,7 +75,9 @@ def dataset_entity(dataset, settings: Mapping | None = None):
         profile["classes"] = int(dataset.n_classes)
     schema = {"mlflow_tensorspec": {"features": _tensor_schema(dataset.X_train),
                                     "targets": _tensor_schema(dataset.y_train)}}
-    return MlflowDataset(name=dataset.name, digest=array_digest(split_arrays(dataset)),
+    sha256 = (getattr(dataset, "info", None) or {}).get("sha256")
+    digest = sha256[:FILE_DIGEST_LENGTH] if sha256 else array_digest(split_arrays(dataset))
+    return MlflowDataset(name=dataset.name, digest=digest,
                          source_type=source_type, source=source, schema=json.dumps(schema),
                          profile=json.dumps(profile))
 

@@ -73,5 +73,6 @@ def varying_params(params: Iterable[Mapping[str, str]], keys: Iterable[str] | No
     param dicts, a missing key counting as a value of its own."""
     params = list(params)
     if keys is None:
-        keys = {k for p in params for k in p if not is_bookkeeping(k)}
+        # distinct keys first: a study's runs share their keys, so the rule runs once a key
+        keys = {k for k in {k for p in params for k in p} if not is_bookkeeping(k)}
     return sorted(k for k in keys if len({p.get(k) for p in params}) > 1)

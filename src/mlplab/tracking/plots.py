@@ -269,7 +269,8 @@ def log_run_plots(model, dataset, history, out_dir, cfg_plots=True, grads=None) 
     """Draw every plot that applies to this run into `out_dir`; return the written paths.
 
     Applies: learning curves (when there is history), weight histograms, and by task
-    confusion matrix + decision boundary (2-D inputs only) or predicted-vs-true. Dataset
+    confusion matrix + decision boundary (2-D inputs only, single-label classifiers) or
+    predicted-vs-true. Dataset
     arrays are in model units; the figures show original units (scalers inverted). A plot
     that fails is reported as a warning and skipped: a figure never costs a training run.
     `cfg_plots` is `logger.plots` (true / false / list of names).
@@ -289,7 +290,7 @@ def log_run_plots(model, dataset, history, out_dir, cfg_plots=True, grads=None) 
             jobs.append(("predicted_vs_true", lambda p: predicted_vs_true(
                 dataset.to_original_units(dataset.y_test), dataset.to_original_units(outputs), p,
                 names=(getattr(dataset, "info", None) or {}).get("target_names"))))
-    else:
+    elif dataset.task in ("binary", "multiclass"):  # (multilabel: no single class to plot)
         labels = class_labels(outputs)
         n_classes = int(dataset.n_classes or max(2, outputs.shape[1]))
         if "confusion_matrix" in wanted:

@@ -79,6 +79,8 @@ def output_columns(task: str, n_outputs: int, output_names=None) -> list[str]:
         return list(output_names) if output_names else [f"y{i}" for i in range(n_outputs)]
     if task == "binary":
         return ["probability", "label"]
+    if task == "multilabel":
+        return [f"prob_{k}" for k in range(n_outputs)] + [f"label_{k}" for k in range(n_outputs)]
     return [f"prob_{k}" for k in range(n_outputs)] + ["label"]
 
 
@@ -88,7 +90,9 @@ def build_spec_and_arrays(model, task, x_scaler=None, y_scaler=None, feature_nam
     if task not in TASKS:
         raise ValueError(f"pyfunc: task {task!r}; valid choices: {', '.join(TASKS)}")
     sizes = [int(s) for s in model.sizes]
-    arrays = {name: np.asarray(value) for name, value in model.state_dict().items()}
+    # parameters and batch norm's running statistics; not the dropout stream's state
+    arrays = {name: np.asarray(model.state_dict()[name]) for name in model.param_names}
+    arrays.update({name: np.asarray(value) for name, value in model.buffers.items()})
     if x_scaler is not None:
         arrays["x_shift"], arrays["x_scale"] = affine_parameters(x_scaler, sizes[0])
     if y_scaler is not None and task == "regression":
@@ -98,8 +102,9 @@ def build_spec_and_arrays(model, task, x_scaler=None, y_scaler=None, feature_nam
         "task": task,
         "dtype": np.dtype(model.dtype).name,
         "sizes": sizes,
-        "activations": [{"name": layer.activation.name, "params": layer.activation.params()}
-                        for layer in model.layers],
+        "activations": [{"name": activation.name, "params": activation.params()}
+                        for activation in model.activations],
+        "norm": {"kind": model.norm, "eps": model.norms[0].eps} if any(model.norms) else None,
         "feature_names": list(feature_names) if feature_names else
         [f"x{i}" for i in range(sizes[0])],
         "output_columns": output_columns(task, sizes[-1], output_names),

@@ -12,7 +12,12 @@ inverse of the target scaler. Output columns:
 
 - regression: one float column per output (`output_names`, default `y0`, `y1`, ...);
 - binary: `probability` (P(class 1)) and `label` (0/1, probability >= 0.5);
-- multiclass: `prob_0` ... `prob_{k-1}` (class probabilities) and `label` (argmax).
+- multiclass: `prob_0` ... `prob_{k-1}` (class probabilities) and `label` (argmax);
+- multilabel: `prob_0` ... `prob_{k-1}` (each label's probability), then `label_0` ...
+  `label_{k-1}` (0/1, probability >= 0.5).
+
+A network with normalization layers (`spec["norm"]`) applies them in their evaluation
+form (batch norm on its running statistics), with `mlplab.nn.normalization.normalize_eval`.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ import numpy as np
 
 from mlplab.errors import DataError
 from mlplab.nn.activations import get_activation
+from mlplab.nn.normalization import normalize_eval
 
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.npz"
 SPEC_FORMAT = "mlplab-pyfunc/1"
-TASKS = ("regression", "binary", "multiclass")
+TASKS = ("regression", "binary", "multiclass", "multilabel")
 
 
 class NetworkPredictor:
@@ -50,9 +56,23 @@ class NetworkPredictor:
                 raise DataError(f"{WEIGHTS_FILE}: layer {k} has shapes {W.shape}, {b.shape}; "
                                 f"spec.json says sizes {sizes}")
             activation = get_activation(act["name"], **act.get("params", {}))
-            self.layers.append((W.astype(self.dtype), b.astype(self.dtype), activation))
+            self.layers.append((W.astype(self.dtype), b.astype(self.dtype), activation,
+                                self._norm(spec.get("norm"), arrays, k, len(sizes) - 1)))
         self.x_shift, self.x_scale = arrays.get("x_shift"), arrays.get("x_scale")
         self.y_shift, self.y_scale = arrays.get("y_shift"), arrays.get("y_scale")
+
+    def _norm(self, norm: dict | None, arrays, k: int, n_layers: int):
+        """The keyword arguments of `normalize_eval` for layer k, None for no norm."""
+        if not norm or k == n_layers:  # the output layer is never normalized
+            return None
+        names = ["gain", "bias"] + (["running_mean", "running_var"]
+                                    if norm["kind"] == "batch" else [])
+        try:
+            found = {name: arrays[f"norm{k}_{name}"].astype(self.dtype) for name in names}
+        except KeyError as error:
+            raise DataError(f"{WEIGHTS_FILE}: no {error} for the {norm['kind']} norm of "
+                            f"layer {k}") from error
+        return {"kind": norm["kind"], "eps": float(norm["eps"]), **found}
 
     @classmethod
     def from_directory(cls, directory) -> NetworkPredictor:
@@ -74,8 +94,13 @@ class NetworkPredictor:
         if self.x_shift is not None:
             X = (X - self.x_shift) / self.x_scale
         A = np.ascontiguousarray(X.T, dtype=self.dtype)
-        for W, b, activation in self.layers:
-            A = activation.forward(W @ A + b)
+        for W, b, activation, norm in self.layers:
+            Z = W @ A + b
+            if norm is not None:
+                Z = normalize_eval(norm["kind"], Z, norm["gain"], norm["bias"],
+                                   norm.get("running_mean"), norm.get("running_var"),
+                                   norm["eps"])
+            A = activation.forward(Z)
         return np.asarray(A.T, dtype=np.float64)
 
     def predict_array(self, X) -> np.ndarray:
@@ -88,6 +113,8 @@ class NetworkPredictor:
         if self.task == "binary":
             proba = out[:, -1]  # the single sigmoid unit, or the class-1 softmax unit
             return np.column_stack([proba, (proba >= 0.5).astype(np.float64)])
+        if self.task == "multilabel":
+            return np.column_stack([out, (out >= 0.5).astype(np.float64)])
         return np.column_stack([out, out.argmax(axis=1).astype(np.float64)])
 
     def predict(self, model_input, params=None):
@@ -101,8 +128,9 @@ class NetworkPredictor:
         else:
             X = np.asarray(model_input, dtype=np.float64).reshape(-1, len(self.feature_names))
         table = pd.DataFrame(self.predict_array(X), columns=self.output_columns)
-        if "label" in table.columns:
-            table["label"] = table["label"].astype(np.int64)
+        for column in table.columns:
+            if column == "label" or column.startswith("label_"):
+                table[column] = table[column].astype(np.int64)
         return table
 
 

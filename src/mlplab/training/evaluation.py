@@ -13,12 +13,13 @@ import numpy as np
 
 from mlplab.constraints import check
 from mlplab.errors import ConfigError
-from mlplab.nn.metrics import METRIC, METRICS
+from mlplab.nn.metrics import METRIC, METRICS, exact_match_accuracy
 
 # Evaluation forwards at most this many samples at once, so evaluating a large split
 # (MNIST's 60,000) does not allocate activations for all of it per layer.
 EVAL_CHUNK = 10_000
 SPLITS = ("train", "test", "val")  # metric keys are <split>_<metric>, e.g. test_loss
+CLASSIFICATION_TASKS = ("binary", "multiclass", "multilabel")  # tasks that report accuracy
 
 
 @dataclass
@@ -33,8 +34,8 @@ class Split:
 
 
 def encode_targets(y: np.ndarray, task: str, n_outputs: int, dtype) -> np.ndarray:
-    """binary: (1, n) 0/1; multiclass: one-hot (K, n); regression: (k, n)."""
-    if task == "regression":
+    """binary: (1, n) 0/1; multiclass: one-hot (K, n); regression and multilabel: (k, n)."""
+    if task in ("regression", "multilabel"):
         y = np.asarray(y, dtype=dtype)
         return np.ascontiguousarray((y.reshape(-1, 1) if y.ndim == 1 else y).T)
     labels = np.asarray(y).reshape(-1).astype(np.int64)
@@ -71,12 +72,16 @@ def metric_keys(splits, names) -> list[str]:
     return [f"{split}_{name}" for split in splits for name in ("loss", *names)]
 
 
-def resolve_metrics(names, classifier: bool) -> dict[str, callable]:
-    """{name: fn(A, Y) -> float}: accuracy for classifiers plus the requested extras."""
+def resolve_metrics(names, classifier: bool, task: str | None = None) -> dict[str, callable]:
+    """{name: fn(A, Y) -> float}: accuracy for classifiers plus the requested extras.
+    A multilabel task's accuracy is exact match (every label of a sample right)."""
     wanted = metric_names(classifier, names)
     for name in wanted:
         check("trainer.metrics", name, METRIC)
-    return {name: METRICS[name] for name in wanted}
+    found = {name: METRICS[name] for name in wanted}
+    if task == "multilabel" and "accuracy" in found:
+        found["accuracy"] = exact_match_accuracy
+    return found
 
 
 class Evaluator:

@@ -41,6 +41,7 @@ from mlplab.training.checkpoint import (
     set_rng_state,
 )
 from mlplab.training.evaluation import (
+    CLASSIFICATION_TASKS,
     Evaluator,
     RunningMean,
     first_non_finite,
@@ -178,9 +179,9 @@ class Trainer(Constrained):
         return result
 
     def _setup(self, dataset, splits) -> None:
-        self._classifier = dataset.task in ("binary", "multiclass")
-        self._evaluator = Evaluator(self.model, resolve_metrics(self.extra_metrics,
-                                                                self._classifier))
+        self._classifier = dataset.task in CLASSIFICATION_TASKS
+        self._evaluator = Evaluator(self.model, resolve_metrics(
+            self.extra_metrics, self._classifier, dataset.task))
         n = splits["train"].n
         self._full_batch = self.batch_size is None or self.batch_size >= n
         if self.train_metrics == "auto":
