@@ -300,3 +300,25 @@ def test_trial_id_is_the_storages_id_of_live_and_frozen_trials():
     assert trial_id(frozen) == public
     storage.set_trial_user_attr(trial_id(trial), "seen", True)
     assert study.get_trials()[1].user_attrs == {"seen": True}
+
+
+# -- submitit's local executor ---------------------------------------------------------------
+
+def test_local_controllers_start_with_sigint_ignored(tmp_path):
+    import signal
+
+    import submitit
+
+    from mlplab.private_api import local_controllers_ignore_sigint
+
+    local_controllers_ignore_sigint()
+    local_controllers_ignore_sigint()  # once is enough: not wrapped twice
+    from submitit.local import local
+
+    assert local.start_controller.mlplab_sigint_ignored
+    executor = submitit.LocalExecutor(folder=tmp_path)
+    executor.update_parameters(timeout_min=2)
+    job = executor.submit(signal.getsignal, signal.SIGINT)
+    # The job's process (a child of the controller) inherited the ignored SIGINT.
+    assert job.result() == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # ours is back

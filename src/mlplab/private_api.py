@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -222,3 +224,35 @@ def requeue_signal(environment: Any) -> Any:
     """The signal SLURM sends a submitit job before its time limit (submitit's
     `JobEnvironment` knows which it asked for, and keeps that private)."""
     return environment._usr_sig()
+
+
+def local_controllers_ignore_sigint() -> None:
+    """From here on, the controller process submitit's local executor starts for each job
+    (`submitit.local.local.start_controller`) ignores SIGINT, and so do the job's
+    processes it starts, until they install their own handler (mlplab's jobs do).
+
+    A Ctrl-C reaches the whole process group, controllers included, and a controller
+    takes it as a KeyboardInterrupt: it prints a traceback and kills its job (SIGINT, then
+    SIGKILL a second later), a job that was finishing its epoch and checkpoint. The
+    launching process stops the jobs itself instead (`mlplab.multirun.stopping`). submitit
+    offers no hook into how it starts a controller; a child inherits an ignored SIGINT,
+    and Python keeps it ignored, so the controller is started with SIGINT ignored.
+    """
+    # Imported here, for start-up speed: only a submitit_local sweep needs submitit.
+    from submitit.local import local
+
+    start = local.start_controller
+    if getattr(start, "mlplab_sigint_ignored", False):
+        return
+
+    def start_ignoring_sigint(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            return start(*args, **kwargs)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return start(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    start_ignoring_sigint.mlplab_sigint_ignored = True
+    local.start_controller = start_ignoring_sigint

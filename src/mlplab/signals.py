@@ -13,6 +13,13 @@ sweep, and the exit statuses they end with.
 - A SLURM job warned of its time limit (SIGUSR2): `stop_as_on_sigterm` stops it as SIGTERM
   would, before submitit requeues it (see `mlplab.multirun.slurm_job`).
 
+- A grid sweep whose jobs run in other processes (joblib, local_parallel, submitit_local):
+  the launching process forwards the stop to every running job as `FORWARDED_STOP` and
+  waits for them to close their runs KILLED before it stops (`mlplab.multirun.stopping`
+  keeps the files that say which jobs run and that the sweep stops). A job that also got
+  the signal itself (sent to the whole process group) takes the two as one stop
+  (`FitSignals.forwarded`, `stopping`), so its fit still checkpoints.
+
 Every stop exits with `EXIT_STATUS[signal name]`. Signal handlers can only be set from the
 main thread; elsewhere (a thread-based launcher) nothing is installed. A handler someone
 else installed is left alone wherever this module says "default handler only".
@@ -30,10 +37,34 @@ log = logging.getLogger(__name__)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # The shell's convention, 128 + signal number.
 EXIT_STATUS = {"SIGINT": 130, "SIGTERM": 143}
+# What a sweep's launching process sends its jobs to stop them as on the signal it got
+# (named in the sweep's stop file): not SIGINT/SIGTERM themselves, so a job can tell a
+# forwarded stop from a second signal (which would end a fit without its checkpoint).
+FORWARDED_STOP = signal.SIGUSR1
+
+# The signal this process is stopping on, once one arrived: process state, because a
+# signal is (a later one, forwarded or sent to the group too, is the same stop).
+_STOPPING: list[str] = []
 
 
 def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
+
+
+def note_stop(name: str) -> None:
+    """Record that this process is stopping on signal `name` (the first one counts)."""
+    if not _STOPPING:
+        _STOPPING.append(name)
+
+
+def clear_stop() -> None:
+    """Forget a stop: a new job, run or fit in this process has not been stopped yet."""
+    _STOPPING.clear()
+
+
+def stopping() -> str | None:
+    """The signal this process is stopping on, or None."""
+    return _STOPPING[0] if _STOPPING else None
 
 
 class FitSignals:
@@ -44,21 +75,36 @@ class FitSignals:
     def __init__(self, on_signal):
         self.on_signal = on_signal
         self.received: str | None = None
+        self._forwarded = False  # the stop came as FORWARDED_STOP: absorb one direct signal
         self._previous: dict = {}
 
     def __enter__(self) -> FitSignals:
         if _in_main_thread():
+            clear_stop()
             for signum in SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
         name = signal.Signals(signum).name
+        if self._forwarded:  # the same stop, sent to the process group as well
+            self._forwarded = False
+            return
         if self.received is not None:
             self._restore()
             raise KeyboardInterrupt(f"second signal ({name}) while stopping")
         self.received = name
+        note_stop(name)
         self.on_signal(name)
+
+    def forwarded(self, name: str) -> None:
+        """A stop forwarded by a sweep's launching process: as a first signal `name`,
+        unless one arrived already; a direct signal after it is taken as the same stop."""
+        if self.received is None:
+            self._forwarded = True
+            self.received = name
+            note_stop(name)
+            self.on_signal(name)
 
     def _restore(self) -> None:
         for signum, handler in self._previous.items():
@@ -101,13 +147,73 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 class _RaiseSweepInterrupted:
-    """A signal handler that stops the grid sweep of `sweep_dir` with `SweepInterrupted`."""
+    """A signal handler that stops the grid sweep of `sweep_dir` with `SweepInterrupted`,
+    after `on_stop(signal name)` (which stops the jobs running elsewhere and waits for
+    them); a second signal while it waits stops at once."""
 
-    def __init__(self, sweep_dir: str | None):
-        self.sweep_dir = sweep_dir
+    def __init__(self, sweep_dir: str | None, on_stop=None):
+        self.sweep_dir, self.on_stop = sweep_dir, on_stop
+        self.received: str | None = None
 
     def __call__(self, signum, frame):
-        raise SweepInterrupted(signal.Signals(signum).name, self.sweep_dir)
+        name = signal.Signals(signum).name
+        if self.received is None and self.on_stop is not None:
+            self.received = name
+            self.on_stop(name)
+        raise SweepInterrupted(self.received or name, self.sweep_dir)
+
+
+def _forwarded_stop(read_name):
+    """The FORWARDED_STOP handler of a sweep's job in its own process: stop as on the
+    signal `read_name()` names, unless this process is stopping already."""
+
+    def handle(signum, frame):
+        name = read_name() or "SIGTERM"
+        handler = signal.getsignal(signal.Signals[name])
+        owner = getattr(handler, "__self__", None)
+        if isinstance(owner, FitSignals):
+            owner.forwarded(name)
+        elif stopping() is None:
+            note_stop(name)
+            raise SweepInterrupted(name)
+
+    return handle
+
+
+def _job_stop(signum, frame):
+    """SIGINT/SIGTERM to a sweep's job outside its fit: stop the job (once)."""
+    if stopping() is None:
+        name = signal.Signals(signum).name
+        note_stop(name)
+        raise SweepInterrupted(name)
+
+
+@contextlib.contextmanager
+def job_signals(read_name, *, idle_after: bool):
+    """Around a sweep's job in a process of its own (main thread only): SIGINT, SIGTERM
+    and FORWARDED_STOP stop it once (the trainer's handlers take over while it fits;
+    `read_name()` names the signal a forwarded stop stands for). A job that stopped so
+    ends without raising. With `idle_after` (a pool's worker, which waits for its next
+    job) SIGINT and SIGTERM are ignored after the job: an idle worker that dies of a
+    Ctrl-C to the process group breaks the pool, and the pool then kills the workers
+    still closing their runs."""
+    if not _in_main_thread():
+        yield
+        return
+    clear_stop()  # a pool's worker: what stopped its last job is not this job's
+    previous = {signum: signal.signal(signum, _job_stop) for signum in SIGNALS}
+    previous[FORWARDED_STOP] = signal.signal(FORWARDED_STOP, _forwarded_stop(read_name))
+    try:
+        yield
+    except KeyboardInterrupt:
+        if stopping() is None:
+            raise
+        log.warning("job stopped (%s)", stopping())
+    finally:
+        for signum, handler in previous.items():
+            if idle_after and signum in SIGNALS:
+                handler = signal.SIG_IGN
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def signal_of_killed_run(reason: str | None) -> str:
@@ -168,14 +274,15 @@ def sigterm_ignored():
 _DEFAULT_HANDLERS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
 
-def install_sweep_handlers(sweep_dir: str | None) -> None:
+def install_sweep_handlers(sweep_dir: str | None, on_stop=None) -> None:
     """From here on SIGINT and SIGTERM raise `SweepInterrupted` naming `sweep_dir` (main
     thread, Python's default handlers only): for SIGTERM, where the default would end the
     process on the spot; for SIGINT, a KeyboardInterrupt that says which sweep it stops.
-    The trainer's own handlers take over while a job trains in this process."""
+    `on_stop(signal name)` runs first (jobs in other processes). The trainer's own handlers
+    take over while a job trains in this process."""
     if not _in_main_thread():
         return
-    handler = _RaiseSweepInterrupted(sweep_dir)
+    handler = _RaiseSweepInterrupted(sweep_dir, on_stop)
     for signum, default in _DEFAULT_HANDLERS.items():
         if signal.getsignal(signum) is default:
             signal.signal(signum, handler)

@@ -1,4 +1,6 @@
-"""Ctrl-C or `kill` on a grid sweep stops the sweep, not just the job that was running.
+"""Ctrl-C or `kill` on a grid sweep stops the sweep, not just the job that was running,
+whichever launcher runs its jobs, whether the signal reaches the launching process alone
+(`kill PID`) or its whole process group (Ctrl-C at a terminal).
 
 The jobs are long (200,000 epochs, ~1 min each): a sweep that went on to its next job
 after the signal would not exit within the test's wait.
@@ -13,6 +15,7 @@ import subprocess
 import pytest
 from reliability_helpers import (
     QUICK,
+    artifact_dir,
     rows,
     run_tags,
     start_cli,
@@ -21,6 +24,7 @@ from reliability_helpers import (
     train_args,
 )
 
+from mlplab.signals import EXIT_STATUS
 from polling import wait_for
 
 LONG_JOBS = (*QUICK, "dataset=xor", "dataset.split=ordered", "trainer.epochs=200000",
@@ -46,14 +50,17 @@ def parent_and_children(store):
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
-                         ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum, status, target", [
+    pytest.param(signal.SIGINT, 130, "process", id="SIGINT"),
+    pytest.param(signal.SIGTERM, 143, "process", id="SIGTERM"),
+    pytest.param(signal.SIGINT, 130, "group", id="SIGINT-group", marks=pytest.mark.slow),
+])
 def test_a_signal_stops_a_basic_grid_sweep_after_the_running_job(tmp_path, store, signum,
-                                                                  status):
+                                                                  status, target):
     process = start_sweep(tmp_path, store)
     try:
         wait_for(lambda: metrics_logged(store), 120, "the first job to log metrics")
-        os.kill(process.pid, signum)  # the launching process only, as `kill PID` does
+        send(process, signum, target)
         assert process.wait(timeout=120) == status, (tmp_path / "sweep.log").read_text()[-3000:]
     finally:
         stop_group(process)
@@ -68,24 +75,80 @@ def test_a_signal_stops_a_basic_grid_sweep_after_the_running_job(tmp_path, store
     assert last.startswith("mlplab: error: sweep stopped") and last.endswith(f"({signum.name})")
 
 
-@pytest.mark.timeout(300)
-@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
-                         ids=["SIGINT", "SIGTERM"])
-def test_a_signal_to_a_joblib_sweep_closes_its_parent_run(tmp_path, store, signum, status):
-    # The interrupt names the sweep it stops, so the CLI closes that sweep's parent run
-    # before it exits (the launching process of a joblib sweep has not imported MLflow).
-    process = start_sweep(tmp_path, store, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
-    try:
-        wait_for(lambda: metrics_logged(store), 120, "the first jobs to log metrics")
+def send(process: subprocess.Popen, signum, target: str) -> None:
+    """`kill PID` (the launching process only) or a Ctrl-C at a terminal (its group)."""
+    if target == "group":
+        os.killpg(process.pid, signum)
+    else:
         os.kill(process.pid, signum)
-        assert process.wait(timeout=120) == status, (tmp_path / "sweep.log").read_text()[-3000:]
+
+
+def children_training(store, count: int) -> bool:
+    try:
+        return rows(store, "SELECT COUNT(DISTINCT run_uuid) FROM metrics")[0][0] >= count
+    except Exception:  # noqa: BLE001 -- tables busy or not there yet
+        return False
+
+
+SLOW = pytest.mark.slow  # a minute or two each here; the default run keeps two of them
+
+
+# (launcher overrides, how many jobs run at once)
+LAUNCHERS = {"joblib": (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], 2),
+             "local_parallel": (["hydra/launcher=local_parallel"],
+                                min(2, len(os.sched_getaffinity(0)))),
+             "submitit_local": (["hydra/launcher=submitit_local"], 3)}
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("launcher, signum, target", [
+    pytest.param("joblib", signal.SIGINT, "group", id="joblib-SIGINT-group"),
+    pytest.param("joblib", signal.SIGTERM, "process", id="joblib-SIGTERM-process"),
+    pytest.param("joblib", signal.SIGINT, "process", id="joblib-SIGINT-process", marks=SLOW),
+    pytest.param("joblib", signal.SIGTERM, "group", id="joblib-SIGTERM-group", marks=SLOW),
+    pytest.param("local_parallel", signal.SIGINT, "process", id="local_parallel-SIGINT-process",
+                 marks=SLOW),
+    pytest.param("local_parallel", signal.SIGTERM, "group", id="local_parallel-SIGTERM-group",
+                 marks=SLOW),
+    pytest.param("submitit_local", signal.SIGINT, "process", id="submitit_local-SIGINT-process",
+                 marks=SLOW),
+    pytest.param("submitit_local", signal.SIGTERM, "group", id="submitit_local-SIGTERM-group",
+                 marks=SLOW),
+    pytest.param("submitit_local", signal.SIGINT, "group", id="submitit_local-SIGINT-group",
+                 marks=SLOW),
+])
+def test_a_signal_to_a_parallel_sweep_ends_every_running_child_killed(tmp_path, store,
+                                                                      launcher, signum, target):
+    """The launching process stops the running jobs (or they got the signal themselves,
+    from the group) and waits for them: each closes its run KILLED with a stop_reason and
+    the checkpoint of the epoch it stopped at; no job starts after the signal; the parent
+    is closed with the signal in its stop_reason."""
+    overrides, at_once = LAUNCHERS[launcher]
+    process = start_sweep(tmp_path, store, *overrides)
+    try:
+        wait_for(lambda: children_training(store, at_once), 240, f"{at_once} jobs to train")
+        send(process, signum, target)
+        status = process.wait(timeout=200)
     finally:
         stop_group(process)
+    log = (tmp_path / "sweep.log").read_text()
+    assert status == EXIT_STATUS[signum.name], log[-3000:]
     parent, children = parent_and_children(store)
-    # joblib ends its workers at once: their runs may stay RUNNING; the parent is closed.
+    assert len(children) == at_once, "a job started after the signal"
+    for child in children:
+        assert child["status"] == "KILLED", (child, log[-3000:])
+        reason = run_tags(store, child["run_id"])["stop_reason"]
+        if reason.endswith("nothing to resume from"):  # stopped before training
+            assert reason.startswith(f"interrupted by {signum.name} before its first")
+            continue
+        assert reason.startswith(f"interrupted by {signum.name} after epoch "), reason
+        epoch = int(reason.rsplit(" ", 1)[1])
+        checkpoint = artifact_dir(store, child["run_id"]) / "checkpoints" / \
+            f"epoch_{epoch:06d}.npz"
+        assert checkpoint.is_file(), f"{child['run_id']}: no checkpoint to resume from"
     assert parent["status"] == "FINISHED"
-    assert "stopped early" in run_tags(store, parent["run_id"])["stop_reason"]
-    assert 1 <= len(children) <= 2
-    last = (tmp_path / "sweep.log").read_text().strip().splitlines()[-1]
+    assert run_tags(store, parent["run_id"])["stop_reason"] == (
+        f"the sweep stopped early (interrupted by {signum.name})")
+    last = log.strip().splitlines()[-1]
     assert last == ("mlplab: error: sweep stopped; the runs it finished are kept and its "
                     f"parent run is closed with a stop_reason tag ({signum.name})")

@@ -38,9 +38,12 @@ def test_resume_with_dropout_and_norm_gives_the_uninterrupted_weights(tmp_path, 
     full = Trainer(straight, opt, epochs=12, **kw).fit(ds)
 
     first, opt = FACTORIES[norm]()
-    Trainer(first, opt, epochs=5, checkpoint_every=5, checkpoint_dir=tmp_path, **kw).fit(ds)
+    before = Trainer(first, opt, epochs=5, checkpoint_every=5, checkpoint_dir=tmp_path,
+                     **kw).fit(ds)
     resumed, opt = FACTORIES[norm](seed=9)  # other initial weights: the checkpoint restores
-    rest = Trainer(resumed, opt, epochs=12, **kw).fit(ds, resume_from=tmp_path / "epoch_000005.npz")
+    # The checkpoint holds no metric history: the resumed fit is given the first fit's.
+    rest = Trainer(resumed, opt, epochs=12, **kw).fit(
+        ds, resume_from=tmp_path / "epoch_000005.npz", history=before.history)
     expected = straight.state_dict()
     assert set(resumed.state_dict()) == set(expected)
     for name, value in expected.items():

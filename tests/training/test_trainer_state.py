@@ -98,14 +98,14 @@ def test_checkpoints_at_the_cadence_hold_the_state(tmp_path):
 
 
 def _fit(epochs, ds, *, resume_from=None, checkpoint_dir=None, checkpoint_every=None,
-         init_seed=0, **kw):
+         init_seed=0, history=None, **kw):
     model, opt = classifier_model(seed=init_seed, optimizer="adam", lr=0.02)
     # min_delta makes the plateau schedule halve the rate during the run (state to resume)
     schedule = get_schedule("reduce_on_plateau", 0.02, patience=0, factor=0.5, min_delta=0.03)
     trainer = Trainer(model, opt, epochs=epochs, schedule=schedule, log_every=3,
                       checkpoint_every=checkpoint_every, checkpoint_dir=checkpoint_dir,
                       monitor="train_loss", **kw)
-    return model, trainer.fit(ds, resume_from=resume_from)
+    return model, trainer.fit(ds, resume_from=resume_from, history=history)
 
 
 @pytest.mark.parametrize("batching", [
@@ -119,10 +119,13 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, batching):
     straight, full = _fit(20, ds, **batching)
 
     np.random.seed(11)  # noqa: NPY002
-    _fit(8, ds, checkpoint_dir=tmp_path, checkpoint_every=8, **batching)
+    _, first = _fit(8, ds, checkpoint_dir=tmp_path, checkpoint_every=8, **batching)
     np.random.seed(999)  # noqa: NPY002 (the checkpoint must restore the stream)
+    # The history comes back from where the first fit's evaluations were recorded (the
+    # checkpoint holds none), its end-of-run evaluation at epoch 8 included: the resumed
+    # fit keeps what precedes the checkpoint.
     resumed, rest = _fit(20, ds, resume_from=tmp_path / "epoch_000008.npz", init_seed=5,
-                         **batching)
+                         history=first.history, **batching)
     for name, value in straight.state_dict().items():
         np.testing.assert_array_equal(resumed.state_dict()[name], value)
     assert rest.history == full.history
@@ -186,3 +189,62 @@ def test_a_signal_finishes_the_epoch_checkpoints_and_returns_killed(tmp_path, si
     resumed, resumed_opt = regression_model(seed=1)
     Trainer(resumed, resumed_opt, epochs=20, log_every=4).fit(ds, resume_from=result.checkpoint)
     np.testing.assert_array_equal(resumed.params[0], straight.params[0])
+
+
+def _checkpointed_fit(tmp_path, epochs, **kw):
+    model, opt = classifier_model(optimizer="adam", lr=0.01)
+    Trainer(model, opt, epochs=epochs, batch_size=16, log_every=1, checkpoint_every=50,
+            checkpoint_dir=tmp_path, metrics=["mse"] if kw.pop("mse", False) else (),
+            **kw).fit(make_classification())
+    return model, opt
+
+
+def test_checkpoint_size_does_not_grow_with_the_epochs(tmp_path):
+    # An evaluation every epoch: a checkpoint holding the metric history would grow by
+    # about 100 bytes an epoch (tens of kilobytes between the first and the last).
+    model, opt = _checkpointed_fit(tmp_path, 1000)
+    first, last = (tmp_path / "epoch_000050.npz").stat().st_size, \
+        (tmp_path / "epoch_001000.npz").stat().st_size
+    # The JSON part varies by a few bytes (the digits of numbers), nothing more.
+    assert abs(last - first) < 256, (first, last)
+    state_bytes = sum(np.asarray(v).nbytes for v in model.state_dict().values()) + sum(
+        np.asarray(v).nbytes for v in opt.state_dict().values())
+    order_bytes = 120 * 2  # 120 training samples as uint16
+    # zip headers per array and the JSON meta (RNG state, schedule, last metrics): a few KiB
+    assert last < state_bytes + order_bytes + 8192, (last, state_bytes)
+    assert "history" not in load_checkpoint(tmp_path / "epoch_001000.npz").meta
+
+
+def test_resume_keeps_the_given_history_up_to_the_checkpoint(tmp_path):
+    _checkpointed_fit(tmp_path, 120)
+    ds = make_classification()
+    recorded = {"train_loss": [(e, 1.0 / e) for e in range(1, 121)]}  # what a store holds
+    model, opt = classifier_model(optimizer="adam", lr=0.01)
+    result = Trainer(model, opt, epochs=103, batch_size=16, log_every=1).fit(
+        ds, resume_from=tmp_path / "epoch_000100.npz", history=recorded)
+    losses = result.history["train_loss"]
+    assert losses[:100] == [(e, 1.0 / e) for e in range(1, 101)]  # kept up to epoch 100
+    assert [e for e, _ in losses[100:]] == [101, 102, 103]  # evaluated again, not copied
+    assert all(v != 1.0 / e for e, v in losses[100:])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"hidden": 5}, r"model state W1 is float64\[8, 2\], this model's float64\[5, 2\]"),
+    ({"dtype": "float32"}, r"model state W1 is float64\[8, 2\], this model's float32\[8, 2\]"),
+    ({"optimizer": "sgd"}, r"its optimizer state does not match this optimizer's \(only in "
+                           r"the checkpoint: exp_avg\.0, .* and 4 more; only here: nothing\)"),
+    ({"n": 100}, r"the run trained on 120 samples, this dataset has 100"),
+])
+def test_resume_refuses_a_checkpoint_of_another_model_optimizer_or_dataset(tmp_path, change,
+                                                                           message):
+    from mlplab.errors import ConfigError
+    from mlplab.nn import MLP, get_optimizer
+
+    _checkpointed_fit(tmp_path, 50)
+    model = MLP([2, change.get("hidden", 8), 3], ["relu", "softmax"], "softmax_cross_entropy",
+                dtype=change.get("dtype", "float64"))
+    opt = get_optimizer(change.get("optimizer", "adam"), model.params, lr=0.01)
+    ds = make_classification(n=change.get("n", 120))
+    with pytest.raises(ConfigError, match=r"^trainer\.resume: .*epoch_000050\.npz: " + message):
+        Trainer(model, opt, epochs=60, batch_size=16).fit(
+            ds, resume_from=tmp_path / "epoch_000050.npz")

@@ -25,7 +25,8 @@ from mlplab.errors import ConfigError, DataError, MlplabError
 from mlplab.job import JobOutcome, context_from_hydra, run_job
 from mlplab.multirun.callbacks import close_unfinished_sweep
 from mlplab.multirun.progress import note_job_outcome, stop_live_lines
-from mlplab.multirun.sweeps import stops_on_signal
+from mlplab.multirun.stopping import sweep_job
+from mlplab.multirun.sweeps import local_process_launcher, stops_on_signal
 from mlplab.private_api import hydra_args_parser, hydra_errors_raised
 from mlplab.signals import EXIT_STATUS, SweepInterrupted, signal_of_killed_run
 from mlplab.tracking.store import resolve_tracking_uri
@@ -45,8 +46,17 @@ class JobReport:
 
 def run_task(cfg: DictConfig, report: JobReport) -> float:
     """One Hydra job: run it, note its outcome in `report`, return the value a sweeper
-    optimises."""
+    optimises (NaN for a job of a stopping sweep, which runs nothing)."""
     context = context_from_hydra()
+    pool = local_process_launcher(HydraConfig.get()) if context.sweep_dir else None
+    with sweep_job(context.sweep_dir, own_process=pool is not None,
+                   pool_worker=bool(pool)) as go:
+        if go:
+            return _run_task(cfg, context, report)
+    return math.nan
+
+
+def _run_task(cfg: DictConfig, context, report: JobReport) -> float:
     store = resolve_tracking_uri(cfg.logger.tracking_uri) if cfg.logger.name == "mlflow" else None
     try:
         with translated(store):
@@ -139,8 +149,8 @@ def train_main(args: list[str]) -> int:
     except KeyboardInterrupt as stop:  # outside a training loop, or a grid sweep stopped
         stop_live_lines()  # the sweep's progress line must not run into the error line
         # Hydra skipped the sweep's end: close its parent while MLflow can still be imported.
-        close_unfinished_sweep(getattr(stop, "sweep_dir", None))
         name = getattr(stop, "signal_name", "SIGINT")
+        close_unfinished_sweep(getattr(stop, "sweep_dir", None), f"interrupted by {name}")
         what = ("sweep stopped; the runs it finished are kept and its parent run is closed "
                 "with a stop_reason tag" if parsed.multirun else "run stopped")
         print_error(f"{what} ({name})")

@@ -251,6 +251,11 @@ def skip_recomposing(checked: set, *, every_job: bool = False):
 
 
 def _validate_job(cfg, job, multirun) -> None:
+    if multirun and OmegaConf.select(cfg, "trainer.resume") is not None:
+        # Every job would re-open and continue the same run.
+        raise ConfigError(f"trainer.resume: {cfg.trainer.resume} is one run and a sweep (-m) "
+                          "runs many jobs; valid choices: resume it without -m, with the "
+                          "overrides it was trained with")
     try:
         validate(cfg)
     except ConfigError as error:

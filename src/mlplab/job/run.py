@@ -15,20 +15,18 @@ import math
 import re
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.config.validation import output_head, validate, validate_for_dataset
-from mlplab.errors import DataError
 from mlplab.job.build import build_model, build_optimizer, load_data, make_trainer
 from mlplab.job.context import JobContext
+from mlplab.job.resume import checkpoint_to_resume
 from mlplab.nn.threads import blas_threads_in_use, set_blas_threads
 from mlplab.search.pruning import PruningCallback
 from mlplab.tracking.params import compared_params
-from mlplab.tracking.run import MlflowRun, run_to_resume
-from mlplab.tracking.store import get_client
+from mlplab.tracking.run import MlflowRun
 from mlplab.tracking.sweep import read_parent_run, sweep_tags
 
 log = logging.getLogger(__name__)
@@ -100,24 +98,6 @@ def _parent_run(context: JobContext) -> dict | None:
     return None if context.sweep_dir is None else read_parent_run(context.sweep_dir)
 
 
-def _latest_checkpoint(cfg: DictConfig, directory: str) -> Path:
-    """Download the newest `checkpoints/*.npz` of the run named by `trainer.resume`, before
-    that run is re-opened (a run without checkpoints is left untouched)."""
-    run_id = cfg.trainer.resume
-    client = get_client(cfg.logger.tracking_uri)
-    run_to_resume(client, run_id, client.tracking_uri)
-    names = sorted(a.path for a in client.list_artifacts(run_id, "checkpoints")
-                   if a.path.endswith(".npz"))
-    if not names:
-        raise DataError(f"trainer.resume: run {run_id} has no checkpoints/*.npz artifact to "
-                        "resume from; valid choices: a run logged with trainer.checkpoint_every "
-                        "set, or one that was killed")
-    # Into <run id>/checkpoints/, so that an error about the file names the run and artifact.
-    target = Path(directory) / run_id / "checkpoints"
-    target.mkdir(parents=True)
-    return Path(client.download_artifacts(run_id, names[-1], str(target)))
-
-
 def _set_blas_threads(cfg: DictConfig, context: JobContext) -> None:
     threads = cfg.trainer.blas_threads or (1 if context.parallel else context.cpus)
     if threads is not None:
@@ -182,11 +162,13 @@ def run_job(cfg: DictConfig, context: JobContext | None = None) -> JobOutcome:
         mlflow_run = make_mlflow_run(cfg, context, dataset, name)
         trainer = make_trainer(cfg, model, optimizer, [mlflow_run, *callbacks])
         with tempfile.TemporaryDirectory(prefix="mlplab-resume-") as scratch:
-            resume_from = _latest_checkpoint(cfg, scratch) if cfg.trainer.resume else None
+            resume_from = (checkpoint_to_resume(cfg, mlflow_run.params, scratch)
+                           if cfg.trainer.resume else None)
             with mlflow_run:
                 outcome.run_id = mlflow_run.run_id
                 outcome.tracking_uri = mlflow_run.tracking_uri
-                result = trainer.fit(dataset, resume_from=resume_from)
+                result = trainer.fit(dataset, resume_from=resume_from,
+                                     history=mlflow_run.logged_history)
     outcome.status, outcome.reason = result.status, result.reason
     outcome.metrics = dict(result.metrics)
     objective = result.objective

@@ -17,6 +17,7 @@ Hydra pickles its callbacks with every job it sends to a worker, so they keep li
 from __future__ import annotations
 
 import atexit
+import functools
 import math
 from pathlib import Path
 
@@ -27,10 +28,16 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.config.sweep_jobs import compose_sweep_jobs_once
-from mlplab.multirun import progress
-from mlplab.multirun.sweeps import grid_sweep, logger_enabled
+from mlplab.multirun import progress, stopping
+from mlplab.multirun.sweeps import (
+    SUBMITIT_LOCAL_LAUNCHER,
+    grid_sweep,
+    local_process_launcher,
+    logger_enabled,
+)
 from mlplab.multirun.verdict import print_verdict
 from mlplab.multirun.worker_pool import call_in_pool, grid_size, start_warm_up
+from mlplab.private_api import local_controllers_ignore_sigint
 from mlplab.signals import install_sweep_handlers, restore_sweep_handlers
 from mlplab.tracking.store import git_commit, resolve_tracking_uri
 from mlplab.tracking.sweep import (
@@ -59,14 +66,21 @@ class StopSweepOnSignal(Callback):
     """`hydra.callbacks.stop_on_signal._target_: mlplab.multirun.callbacks.StopSweepOnSignal`.
 
     Only while a grid sweep runs, and only where Python's default handlers are in place.
-    Under a parallel launcher the exception stops the launcher's wait: joblib then ends its
-    workers at once (runs they had open stay RUNNING), and the parent run is closed as
-    stopped early.
+    Under a launcher whose jobs run in other processes of this machine, the running jobs
+    are stopped first and their runs closed KILLED (`mlplab.multirun.stopping`); the
+    exception then stops the launcher's wait, and the parent run is closed as stopped
+    early.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if grid_sweep(config.hydra):
-            install_sweep_handlers(str(config.hydra.sweep.dir))
+            sweep_dir = str(config.hydra.sweep.dir)
+            stopping.start(sweep_dir)
+            elsewhere = local_process_launcher(config.hydra) is not None
+            if OmegaConf.select(config.hydra, "launcher._target_") == SUBMITIT_LOCAL_LAUNCHER:
+                local_controllers_ignore_sigint()
+            install_sweep_handlers(sweep_dir, functools.partial(stopping.stop_jobs, sweep_dir)
+                                   if elsewhere else None)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         restore_sweep_handlers()

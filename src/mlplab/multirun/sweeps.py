@@ -8,6 +8,11 @@ from omegaconf import DictConfig, OmegaConf
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+SUBMITIT_LOCAL_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+# Launchers whose jobs run in other processes of this machine, which the launching process
+# stops itself on a signal (`mlplab.multirun.stopping`); the joblib ones reuse a worker
+# process for job after job. (SLURM jobs are cancelled through SLURM instead.)
+LOCAL_PROCESS_LAUNCHERS = {JOBLIB_LAUNCHER: True, SUBMITIT_LOCAL_LAUNCHER: False}
 
 
 def logger_enabled(config: DictConfig) -> bool:
@@ -25,3 +30,10 @@ def stops_on_signal(hydra: DictConfig) -> bool:
     process (the basic sweeper and launcher): a job a signal ended KILLED stops it."""
     return (grid_sweep(hydra)
             and OmegaConf.select(hydra, "launcher._target_", default=None) == BASIC_LAUNCHER)
+
+
+def local_process_launcher(hydra: DictConfig) -> bool | None:
+    """None when the `hydra` node's launcher is not one of `LOCAL_PROCESS_LAUNCHERS`, else
+    whether its processes run one job after another (a pool)."""
+    return LOCAL_PROCESS_LAUNCHERS.get(OmegaConf.select(hydra, "launcher._target_",
+                                                        default=None))

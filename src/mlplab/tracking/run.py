@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from mlplab.errors import ConfigError, DataError
+from mlplab.signals import clear_stop, note_stop, stopping
 from mlplab.tracking.params import MAX_PARAM_LENGTH, flatten_params, param_text
 from mlplab.tracking.stale import process_tags
 from mlplab.tracking.store import copy_artifacts, ensure_experiment, get_client, git_commit
@@ -118,6 +119,8 @@ class MlflowRun:
         self._previous_sigterm = None
         self._status_before_resume: str | None = None
         self._logged_through = 0  # the last step a resumed run already has metrics for
+        self.logged_history: dict | None = None  # a resumed run's {key: [(step, value)]}
+        self._checkpoints = 0  # how many this run logged
         self._last_metrics: dict = {}  # key -> the Metric of its latest evaluation
         self.dataset_entity = None  # the MLflow dataset input, once logged
 
@@ -158,11 +161,14 @@ class MlflowRun:
         self.run_id, self.artifact_uri = run_id, run.info.artifact_uri
         self.experiment_id = run.info.experiment_id
         self._status_before_resume = run.info.status
-        # A run killed without cleanup (SIGKILL) may hold metrics past its last checkpoint;
+        # The run's evaluations so far, for the resumed fit (its checkpoint holds none). A
+        # run killed without cleanup (SIGKILL) may hold metrics past its last checkpoint;
         # the replayed epochs recompute the same values, so they are not logged twice.
-        self._logged_through = max((point.step for key in run.data.metrics
-                                    for point in self.client.get_metric_history(run_id, key)),
-                                   default=0)
+        self.logged_history = {
+            key: sorted({p.step: p.value for p in self.client.get_metric_history(run_id, key)
+                         }.items()) for key in run.data.metrics}
+        self._logged_through = max((points[-1][0] for points in self.logged_history.values()
+                                    if points), default=0)
         self.client.update_run(run_id, status="RUNNING")
         logged = run.data.params
         fresh = {k: v for k, v in self.params.items() if k not in logged}
@@ -189,15 +195,18 @@ class MlflowRun:
             except Exception:
                 log.exception("could not restore MLflow run %s to %s", self.run_id, self.status)
             return False
-        status, reason = self.status or "FINISHED", None
+        status, reason, tags = self.status or "FINISHED", None, {}
         if exc_type is not None:
             killed = issubclass(exc_type, KeyboardInterrupt | SystemExit)
             status = "KILLED" if killed else "FAILED"
             reason = store_error_line(exc, self.tracking_uri) or (
                 f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__)
+            tags["failure_reason"] = reason
+            if killed:
+                tags["stop_reason"] = self._stop_reason_of(exc)
         # Never hide the original error behind a tracking error; the metrics still pending
         # may be what the store failed on, and must not keep the status from being written.
-        for step in (self.flush, lambda: self._terminate(status, reason)):
+        for step in (self.flush, lambda: self._terminate(status, tags)):
             try:
                 step()
             except Exception as error:
@@ -206,10 +215,21 @@ class MlflowRun:
         self.status = status
         return False
 
-    def _terminate(self, status: str, reason: str | None) -> None:
-        if reason:
-            self.set_tags({"failure_reason": reason})
+    def _terminate(self, status: str, tags: Mapping[str, str]) -> None:
+        if tags:
+            self.set_tags(tags)
         self.client.set_terminated(self.run_id, status=status)
+
+    def _stop_reason_of(self, exc) -> str:
+        """A run stopped outside the training loop (the trainer's own stop says "after
+        epoch K"): which signal, and whether a checkpoint is there to resume from."""
+        name = getattr(exc, "signal_name", None) or next(
+            (word.strip("()") for word in str(exc).split() if word.strip("()").startswith("SIG")),
+            "SIGINT")  # a bare KeyboardInterrupt is Python's SIGINT handler's
+        if self.resume_run_id or self._checkpoints:
+            return f"interrupted by {name} outside the training loop; resume from its " \
+                   "last checkpoint"
+        return f"interrupted by {name} before its first checkpoint: nothing to resume from"
 
     # -- trainer callback -----------------------------------------------------------------
 
@@ -242,6 +262,7 @@ class MlflowRun:
         self.flush()  # a resumed run must find every metric up to its checkpoint
         if self.log_checkpoints:
             self.client.log_artifact(self.run_id, str(state), "checkpoints")
+            self._checkpoints += 1
 
     def on_train_end(self, status: str, reason: str | None) -> None:
         self.status = status
@@ -384,6 +405,7 @@ class MlflowRun:
         """
         if threading.current_thread() is not threading.main_thread():
             return
+        clear_stop()
         self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
     def _restore_sigterm(self) -> None:
@@ -423,7 +445,11 @@ def config_yaml(config: Mapping) -> str:
 
 
 def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"terminated by signal {signal.Signals(signum).name}")
+    name = signal.Signals(signum).name
+    if stopping() is not None:  # the same stop again (forwarded, or to the process group)
+        return
+    note_stop(name)
+    raise KeyboardInterrupt(f"terminated by signal {name}")
 
 
 def _draw_plots(model, dataset, history, out_dir: Path, selection) -> None:

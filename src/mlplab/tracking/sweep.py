@@ -63,17 +63,18 @@ def claim_open_parent(sweep_dir) -> dict | None:
     return parent
 
 
-def close_unfinished_sweep(sweep_dir) -> bool:
+def close_unfinished_sweep(sweep_dir, why: str | None = None) -> bool:
     """Close, as stopped early, the parent run of a sweep that ended without its normal end
-    (a job raised, or a signal stopped it); returns whether there was one to close."""
+    (a job raised, or a signal stopped it: `why`, e.g. "interrupted by SIGINT"); returns
+    whether there was one to close."""
     parent = claim_open_parent(sweep_dir)
     if parent is None:
         return False
-    summarize_or_fail(parent, True)
+    summarize_or_fail(parent, why or True)
     return True
 
 
-def summarize_or_fail(parent: dict, stopped: bool) -> dict | None:
+def summarize_or_fail(parent: dict, stopped: bool | str) -> dict | None:
     """`summarize_sweep` with the settings recorded in the parent file; if the summary
     fails, the parent still ends (FAILED) rather than staying RUNNING. Returns the verdict
     (None when the summary failed)."""
@@ -120,7 +121,7 @@ def child_state(run) -> str:
     return state_of(run.info.status, run.data.tags.get("pruned") == "true")
 
 
-def summarize_sweep(parent: dict, monitor: str | None, mode: str, plots, stopped: bool,
+def summarize_sweep(parent: dict, monitor: str | None, mode: str, plots, stopped: bool | str,
                     swept=None) -> dict:
     """Write children.csv and the sweep plots to the parent run, name its best child,
     close it and publish the UI views; return the verdict (see `verdict_of`).
@@ -155,7 +156,8 @@ def summarize_sweep(parent: dict, monitor: str | None, mode: str, plots, stopped
     elif not ended and all(c.info.status == "FAILED" for c in children):
         status, tags["failure_reason"] = "FAILED", "every child run failed"
     elif stopped:
-        tags["stop_reason"] = "the sweep stopped early (a job raised or was interrupted)"
+        why = stopped if isinstance(stopped, str) else "a job raised or was interrupted"
+        tags["stop_reason"] = f"the sweep stopped early ({why})"
     for key, value in tags.items():
         client.set_tag(parent_id, key, value)
     client.set_terminated(parent_id, status)

@@ -1,11 +1,16 @@
 """Checkpoints: everything a resumed fit needs to continue exactly where it stopped.
 
 One `.npz` file, loadable with `np.load(path, allow_pickle=False)`: the model's arrays
-under `model/<name>`, the optimizer's under `optimizer/<key>` (scalars as 0-d arrays), the
-epoch order of the samples (`order`), the best weights kept for early stopping
+under `model/<name>` (whatever its `state_dict` holds), the optimizer's under
+`optimizer/<key>` (scalars as 0-d arrays), the epoch order of the samples (`order`, when
+shuffled mini-batches compose it), the best weights kept for early stopping
 (`best/<name>`), and a JSON document in the 0-d string array `meta` for the rest: the epoch,
 the shuffling RNG's state (a Generator's bit-generator state, or the legacy global
-stream's), schedule and early-stopping state and the metric history.
+stream's), schedule and early-stopping state, the last evaluation's metrics and its epoch.
+
+Its size is O(parameters + optimizer state), whatever the epoch: the metric history is
+not in it (the run's tracking store has it; a resumed fit is given it back, see
+`Trainer.fit`), so a long run's checkpoints do not grow with it.
 """
 
 from __future__ import annotations

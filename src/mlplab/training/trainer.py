@@ -143,13 +143,20 @@ class Trainer(Constrained):
         self._halt = True
 
     # -------------------------------------------------------------------------- fitting
-    def fit(self, dataset, *, resume_from=None) -> TrainResult:
-        """Train on `dataset`; `resume_from` is a checkpoint path to continue from."""
+    def fit(self, dataset, *, resume_from=None, history=None) -> TrainResult:
+        """Train on `dataset`; `resume_from` is a checkpoint path to continue from.
+
+        A checkpoint holds no metric history (it would grow with every evaluation): the
+        history of the fit it continues comes as `history`, {key: [(epoch, value), ...]},
+        from wherever those evaluations were recorded (the run's MLflow metrics). Points
+        after the checkpoint's last evaluation are dropped: the resumed fit makes them
+        again. Without it the resumed fit's history starts at the checkpoint.
+        """
         started = time.perf_counter()
         splits = prepare_splits(dataset, self.model)
         self._setup(dataset, splits)
         if resume_from is not None:
-            self._resume(resume_from)
+            self._resume(resume_from, splits["train"].n, history or {})
         hooks = {e: [getattr(cb, e) for cb in self.callbacks if hasattr(cb, e)] for e in EVENTS}
         self._hooks = hooks
         for hook in hooks["on_train_start"]:
@@ -199,6 +206,7 @@ class Trainer(Constrained):
         self._fresh_metric: float | None = None
         self._diverged: str | None = None
         self._checkpointed: set[int] = set()
+        self._evaluated_through: int | None = None  # a resumed fit's, until it evaluates
         self._stop_reason = self._signal = None
         self._halt = False
 
@@ -342,7 +350,7 @@ class Trainer(Constrained):
 
     def _last_eval(self) -> int | None:
         points = self.history.get(self.monitor)
-        return points[-1][0] if points else None
+        return points[-1][0] if points else self._evaluated_through
 
     def _checkpoint(self, epoch: int) -> Path:
         path = self._ckpt_dir / checkpoint_name(epoch)
@@ -354,7 +362,11 @@ class Trainer(Constrained):
         return path
 
     def _state(self, epoch: int) -> Checkpoint:
-        arrays = {"order": self._order}
+        """What a resumed fit needs, O(parameters + optimizer state): no metric history
+        (see `fit`), the sample order only where shuffled mini-batches compose it."""
+        arrays = {}
+        if self.shuffle and not self._full_batch:
+            arrays["order"] = self._order.astype(_index_dtype(self._order.size))
         es = self.early_stopping
         if es is not None and es.best_weights is not None:
             arrays.update({f"best/{k}": v for k, v in es.best_weights.items()})
@@ -362,16 +374,18 @@ class Trainer(Constrained):
                 "schedule": self.schedule.state_dict() if self.schedule else None,
                 "best": self._best.state(), "best_metrics": self._best_metrics,
                 "early_stopping": es.state_dict() if es is not None else None,
-                "history": self.history, "metrics": self.metrics, "stop": self._stop_reason,
+                "evaluated_through": self._last_eval(), "metrics": self.metrics,
+                "stop": self._stop_reason,
                 "fresh_metric": self._fresh_metric}
         return Checkpoint(epoch, self.model.state_dict(), self.optimizer.state_dict(),
                           meta, arrays)
 
-    def _resume(self, path) -> None:
+    def _resume(self, path, n_train: int, history: dict) -> None:
         state = load_checkpoint(path)
         if state.epoch >= self.epochs:
             raise ConfigError(f"trainer.epochs: the checkpoint {Path(path).name} is at epoch "
                               f"{state.epoch}; epochs must be larger to train further")
+        _check_fits(path, state, self.model.state_dict(), self.optimizer.state_dict(), n_train)
         self.model.load_state_dict(state.model)
         self.optimizer.load_state_dict(state.optimizer)
         meta = state.meta
@@ -379,13 +393,55 @@ class Trainer(Constrained):
             set_rng_state(self._rng, meta["rng"])
         if self.schedule is not None and meta.get("schedule") is not None:
             self.schedule.load_state_dict(meta["schedule"])
-        self._order = state.arrays["order"].astype(np.int64)
+        if "order" in state.arrays:
+            self._order = state.arrays["order"].astype(np.int64)
         self._best.load(meta["best"])
         self._best_metrics = meta.get("best_metrics") or {}
         if self.early_stopping is not None and meta.get("early_stopping"):
             best = {k[5:]: v for k, v in state.arrays.items() if k.startswith("best/")}
             self.early_stopping.load_state_dict(meta["early_stopping"], best)
-        self.history = {k: [tuple(p) for p in v] for k, v in meta.get("history", {}).items()}
+        through = meta.get("evaluated_through")
+        self._evaluated_through = through
+        self.history = {key: [(int(e), float(v)) for e, v in points
+                              if through is not None and e <= through]
+                        for key, points in history.items()}
+        self.history = {key: points for key, points in self.history.items() if points}
         self.metrics = meta.get("metrics") or {}
         self._fresh_metric = meta.get("fresh_metric")
         self.epoch = state.epoch
+
+
+def _index_dtype(n: int):
+    """The smallest unsigned integer type that holds the indices 0..n-1."""
+    return np.uint16 if n <= 2**16 else np.uint32 if n <= 2**32 else np.uint64
+
+
+def _few(names) -> str:
+    names = sorted(names)
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "") \
+        if names else "nothing"
+
+
+def _check_fits(path, state: Checkpoint, model: dict, optimizer: dict, n_train: int) -> None:
+    """Refuse, as one line, a checkpoint this fit cannot continue: another model (names,
+    shapes or dtype of its state), another optimizer, or another training set size. The
+    job checks the run's config first and names the key; this catches what it cannot."""
+    where = "trainer.resume: " + "/".join(Path(path).parts[-3:])  # <run id>/checkpoints/…
+    for kind, saved, live in (("model", state.model, model),
+                              ("optimizer", state.optimizer, optimizer)):
+        if set(saved) != set(live):
+            raise ConfigError(f"{where}: its {kind} state does not match this {kind}'s "
+                              f"(only in the checkpoint: {_few(set(saved) - set(live))}; only "
+                              f"here: {_few(set(live) - set(saved))}); valid choices: the "
+                              "architecture, optimizer and dataset the run was trained with")
+        for name, value in live.items():
+            value, stored = np.asarray(value), saved[name]
+            if stored.shape != value.shape or (kind == "model" and stored.dtype != value.dtype):
+                raise ConfigError(f"{where}: {kind} state {name} is {stored.dtype}"
+                                  f"{list(stored.shape)}, this {kind}'s {value.dtype}"
+                                  f"{list(value.shape)}; valid choices: the architecture, "
+                                  "dtype and dataset the run was trained with")
+    order = state.arrays.get("order")
+    if order is not None and order.size != n_train:
+        raise ConfigError(f"{where}: the run trained on {order.size} samples, this dataset "
+                          f"has {n_train}; valid choices: the dataset the run was trained with")
