@@ -269,16 +269,18 @@ def _validate_job(cfg, job, multirun) -> None:
 def _check_stores(configs, *, open_them: bool = False) -> None:
     """Each distinct tracking store once, before any data are loaded: an unreachable
     server must fail in seconds, not after MLflow's minutes of retries. open_them: also
-    open each existing SQLite store with MLflow (a sweep's parent run is created before
-    any job could find the file corrupt; the client is cached for the sweep callback)."""
-    # Imported here, for start-up speed: the tracking package imports its run module.
-    from mlplab.tracking.store import check_store, get_client
+    check each existing SQLite store's integrity (a sweep's parent run is created before
+    any job could find the file corrupt), with SQLite alone: the launching process of a
+    parallel sweep leaves MLflow to its workers."""
+    # Imported here, for start-up speed.
+    from mlplab.tracking.store import check_store
+    from mlplab.tracking.store_errors import check_sqlite_file
 
     for uri in {cfg.logger.tracking_uri for _, cfg in configs if cfg.logger.name == "mlflow"}:
         resolved = check_store(uri)
         path = resolved.removeprefix("sqlite:///")
         if open_them and path != resolved and os.path.isfile(path):
-            get_client(resolved)
+            check_sqlite_file(path, resolved)
 
 
 def _check_with_data(configs) -> None:

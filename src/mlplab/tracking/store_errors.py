@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import sqlite3
+from urllib.parse import quote
 
 from mlplab.errors import ConfigError
 
@@ -81,3 +83,21 @@ def translated(uri: str | None):
         if line is None:
             raise
         raise StoreError(line) from error
+
+
+def check_sqlite_file(path: str, uri: str) -> None:
+    """SQLite's own quick integrity check of an existing store file, read-only and without
+    MLflow: a sweep's launching process checks the store before its parent run exists, and
+    does not import MLflow (its workers do the MLflow work). A corrupt file is a
+    `StoreError`; an intact one is left as it was."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)) as db:
+            verdict = db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as error:
+        line = store_error_line(error, uri)
+        if line is None:
+            raise
+        raise StoreError(line) from error
+    if verdict != [("ok",)]:  # damage quick_check reports as rows rather than raises
+        _, what, todo = _FAULTS[0]
+        raise StoreError(_line(uri, what, "database disk image is malformed", todo))
