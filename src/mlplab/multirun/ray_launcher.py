@@ -48,6 +48,7 @@ from omegaconf import OmegaConf, open_dict
 
 from mlplab.config.compose import RAY_HINT
 from mlplab.errors import ConfigError
+from mlplab.tracking.stale import STALE_TAG
 from mlplab.tracking.store import get_client
 from mlplab.tracking.sweep import read_parent_run
 
@@ -166,7 +167,10 @@ def close_lost_attempts(sweep_dir: str, retried: list[list[str]]) -> list[str]:
     """Close KILLED the child runs that the dead workers of retried jobs left RUNNING.
 
     Called once every job of the batch has returned, so a RUNNING child of this sweep
-    whose overrides are a retried job's can only be an attempt whose worker died.
+    whose overrides are a retried job's can only be an attempt whose worker died. The
+    retry's own process may have closed such a run FAILED already, as a stale run of a
+    process that is gone (`mlplab.tracking.stale`); the launcher knows why it ended, so
+    that run is re-labelled KILLED here too.
     """
     parent = read_parent_run(sweep_dir)
     if parent is None:
@@ -175,13 +179,16 @@ def close_lost_attempts(sweep_dir: str, retried: list[list[str]]) -> list[str]:
     wanted = {" ".join(overrides) for overrides in retried}
     runs = client.search_runs(
         [parent["experiment_id"]],
-        filter_string=(f"tags.mlflow.parentRunId = '{parent['run_id']}' and "
-                       "attributes.status = 'RUNNING'"), max_results=1000)
+        filter_string=f"tags.mlflow.parentRunId = '{parent['run_id']}'", max_results=1000)
     closed = []
     for run in runs:
-        if run.data.tags.get("overrides") in wanted:
+        lost = run.info.status == "RUNNING" or (
+            run.info.status == "FAILED" and run.data.tags.get(STALE_TAG) == "true")
+        if lost and run.data.tags.get("overrides") in wanted:
             client.set_tag(run.info.run_id, "stop_reason",
                            "its Ray worker died; Ray ran the job again in a new worker")
+            if STALE_TAG in run.data.tags:
+                client.delete_tag(run.info.run_id, STALE_TAG)
             client.set_terminated(run.info.run_id, "KILLED")
             closed.append(run.info.run_id)
     if closed:
