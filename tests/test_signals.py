@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mlplab.signals import FORWARDED_STOP, FitSignals, job_signals, stopping
+from mlplab.signals import FORWARDED_STOP, FitSignals, job_signals, sigint_deferred, stopping
 
 
 def deliver(signum) -> None:
@@ -60,3 +60,14 @@ def test_a_job_stopped_outside_its_fit_ends_without_raising_and_its_worker_idles
 def test_a_signal_that_is_not_a_stop_still_raises_out_of_a_job():
     with pytest.raises(KeyboardInterrupt), job_signals(lambda: None, idle_after=False):
         raise KeyboardInterrupt  # not from a signal this job took: not swallowed
+
+
+def test_sigint_deferred_holds_ctrl_c_until_the_block_ends():
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_deferred():
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of the step
+            steps.append("finished the step")
+        steps.append("after the block")  # never reached: the held SIGINT is taken first
+    assert steps == ["finished the step"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

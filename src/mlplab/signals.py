@@ -269,6 +269,24 @@ def sigterm_ignored():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def sigint_deferred():
+    """Hold a SIGINT that arrives inside the block until it ends, then let the handler that
+    was in place take it: for steps that must not be cut in two (a trial asked of the
+    study but not yet recorded as this worker's would be left RUNNING by nobody)."""
+    if not _in_main_thread():
+        yield
+        return
+    arrived = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: arrived.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if arrived:
+            signal.raise_signal(signal.SIGINT)
+
+
 # Python's own handlers, which the sweep's may replace: a handler someone else installed
 # is theirs.
 _DEFAULT_HANDLERS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}

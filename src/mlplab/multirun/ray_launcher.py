@@ -48,7 +48,7 @@ from omegaconf import OmegaConf, open_dict
 
 from mlplab.config.compose import RAY_HINT
 from mlplab.errors import ConfigError
-from mlplab.tracking.stale import STALE_TAG
+from mlplab.tracking.stale import close_with_reason, left_by_a_dead_process
 from mlplab.tracking.store import get_client
 from mlplab.tracking.sweep import read_parent_run
 
@@ -182,14 +182,9 @@ def close_lost_attempts(sweep_dir: str, retried: list[list[str]]) -> list[str]:
         filter_string=f"tags.mlflow.parentRunId = '{parent['run_id']}'", max_results=1000)
     closed = []
     for run in runs:
-        lost = run.info.status == "RUNNING" or (
-            run.info.status == "FAILED" and run.data.tags.get(STALE_TAG) == "true")
-        if lost and run.data.tags.get("overrides") in wanted:
-            client.set_tag(run.info.run_id, "stop_reason",
-                           "its Ray worker died; Ray ran the job again in a new worker")
-            if STALE_TAG in run.data.tags:
-                client.delete_tag(run.info.run_id, STALE_TAG)
-            client.set_terminated(run.info.run_id, "KILLED")
+        if left_by_a_dead_process(run) and run.data.tags.get("overrides") in wanted:
+            close_with_reason(client, run, "KILLED", {
+                "stop_reason": "its Ray worker died; Ray ran the job again in a new worker"})
             closed.append(run.info.run_id)
     if closed:
         log.warning("Closed runs %s, left RUNNING by Ray workers that died", closed)

@@ -41,6 +41,7 @@ from submitit.core.utils import FailedJobError, UncompletedJobError
 
 from mlplab.private_api import job_error
 from mlplab.signals import SweepInterrupted
+from mlplab.tracking.stale import close_with_reason, left_by_a_dead_process
 from mlplab.tracking.store import get_client
 from mlplab.tracking.sweep import read_parent_run
 
@@ -222,15 +223,12 @@ def close_abandoned_runs(endings: list[Ending], sweep_dir: str) -> None:
     by_job = {e.job_id: e for e in endings}
     runs = client.search_runs(
         [parent["experiment_id"]],
-        filter_string=(f"tags.mlflow.parentRunId = '{parent['run_id']}' "
-                       "and attributes.status = 'RUNNING'"), max_results=50000)
+        filter_string=f"tags.mlflow.parentRunId = '{parent['run_id']}'", max_results=50000)
     for run in runs:
         ending = by_job.get(run.data.tags.get("slurm_job_id", ""))
-        if ending is None:
+        if ending is None or not left_by_a_dead_process(run):
             continue
         if ending.cancelled:
-            client.set_tag(run.info.run_id, "stop_reason", ending.line())
-            client.set_terminated(run.info.run_id, "KILLED")
+            close_with_reason(client, run, "KILLED", {"stop_reason": ending.line()})
         else:
-            client.set_tag(run.info.run_id, "failure_reason", ending.line())
-            client.set_terminated(run.info.run_id, "FAILED")
+            close_with_reason(client, run, "FAILED", {"failure_reason": ending.line()})

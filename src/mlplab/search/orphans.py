@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from mlplab.tracking.stale import close_with_reason, left_by_a_dead_process
 from mlplab.tracking.store import get_client
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ def _quoted(value: str) -> str:
 
 def close_orphaned_runs(tracking_uri: str, experiment: str, study_name: str, number: int,
                         worker: str | None) -> list[str]:
-    """Close KILLED the RUNNING runs of trial `number` and their RUNNING parents; returns
-    the ids of the runs closed."""
+    """Close KILLED the RUNNING runs of trial `number` (or those a stale-run check closed
+    FAILED first) and their RUNNING parents; returns the ids of the runs closed."""
     client = get_client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -31,14 +32,14 @@ def close_orphaned_runs(tracking_uri: str, experiment: str, study_name: str, num
     children = client.search_runs(
         [found.experiment_id],
         filter_string=(f"params.`trial.study_name` = {_quoted(study_name)} and "
-                       f"params.`trial.number` = '{number}' and attributes.status = 'RUNNING'"),
-        max_results=100)
+                       f"params.`trial.number` = '{number}'"), max_results=100)
     who = f"its sweeper ({worker})" if worker else "its sweeper"
     closed = []
     for child in children:
+        if not left_by_a_dead_process(child):  # a retry's run, or one that closed itself
+            continue
         reason = f"{who} died; trial {number} of study {study_name} was queued again"
-        client.set_tag(child.info.run_id, "stop_reason", reason)
-        client.set_terminated(child.info.run_id, "KILLED")
+        close_with_reason(client, child, "KILLED", {"stop_reason": reason})
         closed.append(child.info.run_id)
         parent_id = child.data.tags.get("mlflow.parentRunId")
         if parent_id and client.get_run(parent_id).info.status == "RUNNING":

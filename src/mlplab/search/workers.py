@@ -44,6 +44,7 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from mlplab.search.locks import StudyLock
+from mlplab.signals import sigint_deferred
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +128,16 @@ class StudyWorker:
             live = len(self.study.get_trials(deepcopy=False, states=LIVE_STATES))
             trials = []
             for _ in range(max(0, min(n, budget - live))):
-                with warnings.catch_warnings():
+                with sigint_deferred(), warnings.catch_warnings():
                     # "Heartbeat ... is supposed to be used with Study.optimize": this
                     # worker records the heartbeats itself (see the module docstring).
                     warnings.simplefilter("ignore")
                     trial = self.study.ask(distributions)
-                trial_id = self.trial_id(trial.number)
-                trial.set_user_attr(WORKER_ATTR, self.worker)
-                self.storage.record_heartbeat(trial_id)
-                with self._held_lock:
-                    self.held[trial.number] = trial_id
+                    trial_id = self.trial_id(trial.number)
+                    trial.set_user_attr(WORKER_ATTR, self.worker)
+                    self.storage.record_heartbeat(trial_id)
+                    with self._held_lock:
+                        self.held[trial.number] = trial_id
                 trials.append(trial)
         if trials:
             self._start_beating()

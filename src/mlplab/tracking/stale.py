@@ -92,3 +92,21 @@ def close_stale_runs(client) -> list:
         log.warning("closed stale run %s FAILED: %s", run.info.run_id, reason)
         closed.append(run)
     return closed
+
+
+def left_by_a_dead_process(run) -> bool:
+    """Whether a launcher that saw a job die may close `run` with its own reason: the run is
+    RUNNING, or the stale-run check of another process closed it FAILED first (the launcher
+    knows why the job ended; that check only knows that its process is gone)."""
+    return run.info.status == "RUNNING" or (
+        run.info.status == "FAILED" and run.data.tags.get(STALE_TAG) == "true")
+
+
+def close_with_reason(client, run, status: str, tags: dict[str, str]) -> None:
+    """Close a run left by a dead job `status` with `tags` (its reason), in place of what
+    the stale-run check may have written."""
+    for key, value in tags.items():
+        client.set_tag(run.info.run_id, key, value)
+    if STALE_TAG in run.data.tags:
+        client.delete_tag(run.info.run_id, STALE_TAG)
+    client.set_terminated(run.info.run_id, status)
