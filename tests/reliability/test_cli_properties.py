@@ -123,6 +123,8 @@ def _run(multirun: bool, overrides: list[str], migrated: Path) -> None:
             lines = [line for line in text.splitlines() if line.strip()]
             assert len(lines) == 1 and lines[0].startswith("mlplab: error: "), (args, text)
             assert runs == [], (args, runs)
+        elif "logger=none" in overrides:  # trained, and told to record nothing
+            assert runs == [], (args, runs)
         else:
             jobs = [r for r in runs if r["parent"] is not None or not multirun]
             assert jobs, (args, text)
