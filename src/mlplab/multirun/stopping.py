@@ -21,6 +21,7 @@ import os
 import time
 from pathlib import Path
 
+from mlplab.processes import alive
 from mlplab.signals import FORWARDED_STOP, job_signals, stopping
 
 log = logging.getLogger(__name__)
@@ -46,19 +47,6 @@ def stop_signal(sweep_dir) -> str | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a dead child not yet reaped by its parent (a pool's worker) is gone too
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def running_jobs(sweep_dir) -> list[int]:
     """The pids of the jobs running in processes other than this one."""
     own = os.getpid()
@@ -66,7 +54,7 @@ def running_jobs(sweep_dir) -> list[int]:
     for path in (Path(sweep_dir) / JOBS_DIR).glob("*"):
         with contextlib.suppress(ValueError):
             pid = int(path.name)
-            if pid != own and _alive(pid):
+            if pid != own and alive(pid):
                 pids.append(pid)
     return pids
 
@@ -85,7 +73,7 @@ def stop_jobs(sweep_dir, name: str, timeout: float = STOP_WAIT_SECONDS) -> list[
         log.warning("%s: stopping %d running job(s); their runs end KILLED", name, len(pids))
     deadline = time.monotonic() + timeout
     while True:
-        left = [p for p in pids if (directory / JOBS_DIR / str(p)).exists() and _alive(p)]
+        left = [p for p in pids if (directory / JOBS_DIR / str(p)).exists() and alive(p)]
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.1)

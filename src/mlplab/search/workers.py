@@ -36,13 +36,13 @@ import socket
 import threading
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from mlplab.processes import GONE, signal_zero, start_ticks, state
 from mlplab.search.locks import StudyLock
 from mlplab.signals import sigint_deferred
 
@@ -55,18 +55,8 @@ RETRY_ATTR = "retry_of"
 LIVE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
-def _process_start_time(pid: int | str = "self") -> str:
-    """Clock ticks since boot at which the process started (/proc), '' where unknown: with
-    the pid it names one process even after the pid is reused."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 def this_worker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_process_start_time()}"
+    return f"{socket.gethostname()}:{os.getpid()}:{start_ticks()}"
 
 
 def worker_is_gone(worker: str) -> bool:
@@ -78,17 +68,12 @@ def worker_is_gone(worker: str) -> bool:
     host, pid, started = parts
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+    if signal_zero(pid) == GONE:
         return True
-    except PermissionError:
-        pass  # another user's live process
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
+    letter = state(pid)  # another user's live process is judged by its /proc entry too
+    if letter is None:
         return False
-    return state == "Z" or (bool(started) and _process_start_time(pid) != started)
+    return letter == "Z" or (bool(started) and start_ticks(pid) != started)
 
 
 class StudyWorker:

@@ -16,7 +16,8 @@ import datetime
 import logging
 import os
 import socket
-from pathlib import Path
+
+from mlplab.processes import GONE, OURS, signal_zero, started_at
 
 log = logging.getLogger(__name__)
 
@@ -29,38 +30,13 @@ def process_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
-def _boot_seconds() -> float | None:
-    try:
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _started_at(pid: int) -> float | None:
-    """When process `pid` started (seconds since the epoch), on Linux; else None."""
-    boot = _boot_seconds()
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    if boot is None:
-        return None
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time
-
-
 def process_gone(pid: int, run_start_ms: int | None) -> bool:
     """Whether the process that started a run is gone: no such pid, or the pid belongs to
     a process started after the run (the pid was reused)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # another user's live process
-        return False
-    started = _started_at(pid)
+    there = signal_zero(pid)
+    if there != OURS:  # another user's live process is left alone
+        return there == GONE
+    started = started_at(pid)
     # /proc's start time is in clock ticks; a second of slack covers the rounding
     return bool(started and run_start_ms and started > run_start_ms / 1000 + 1)
 
