@@ -322,3 +322,22 @@ def test_local_controllers_start_with_sigint_ignored(tmp_path):
     # The job's process (a child of the controller) inherited the ignored SIGINT.
     assert job.result() == signal.SIG_IGN
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # ours is back
+
+
+def test_the_input_example_is_written_as_save_model_writes_it(tmp_path):
+    import json
+
+    import pandas as pd
+    from mlflow.models import Model
+
+    from mlplab.private_api import save_model_input_example
+
+    example = pd.DataFrame([[0.5, -1.25], [2.0, 3.0]], columns=["a", "b"])
+    description = Model()
+    save_model_input_example(description, example, str(tmp_path))
+    info = description.saved_input_example_info
+    assert info["type"] == "dataframe" and info["pandas_orient"] == "split"
+    written = json.loads((tmp_path / info["artifact_path"]).read_text())
+    assert written == {"columns": ["a", "b"], "data": [[0.5, -1.25], [2.0, 3.0]]}
+    serving = json.loads((tmp_path / info["serving_input_path"]).read_text())
+    assert serving["dataframe_split"]["data"] == written["data"]

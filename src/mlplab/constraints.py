@@ -370,6 +370,7 @@ WORKER_COUNT = AnyOf(Interval(int, 1), Interval(int, None, 0, closed="neither"))
 # dotted paths under `hydra.launcher`.
 LAUNCHER_RULES = {
     "JoblibLauncher": {"n_jobs": WORKER_COUNT},
+    "LocalParallelLauncher": {"n_jobs": WORKER_COUNT},
     "RayLauncher": {"ray.remote.num_cpus": POSITIVE, "ray.remote.max_calls": NON_NEGATIVE_COUNT,
                     "ray.remote.max_retries": AnyOf(NON_NEGATIVE_COUNT,
                                                     Interval(int, -1, -1, closed="both"))},

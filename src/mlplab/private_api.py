@@ -197,6 +197,20 @@ def joblib_parallel_arguments(launcher: dict) -> dict:
     return arguments
 
 
+# -- MLflow ----------------------------------------------------------------------------
+
+
+def save_model_input_example(description: Any, example: Any, path: str) -> None:
+    """Write `example` into the model directory `path` as `mlflow.pyfunc.save_model` writes
+    an input example (`input_example.json`, `serving_input_example.json`), and record it in
+    `description` (a `mlflow.models.Model`): MLflow does this only inside `save_model`,
+    whose other work a model of an already saved shape does not need
+    (`mlplab.tracking.pyfunc`)."""
+    from mlflow.models.utils import _save_example
+
+    _save_example(description, example, path)
+
+
 # -- Optuna ----------------------------------------------------------------------------
 
 

@@ -7,8 +7,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from mlplab.config import compose_train
-from mlplab.tracking.run import config_yaml
 from mlplab.tracking.store import copy_artifacts, local_artifact_dir
+from mlplab.yaml_text import config_yaml
 
 AWKWARD = {"s": "yes", "n": "1", "f": "1e-3", "null": "null", "u": "héllo ✓", "e": "",
            "inf": "inf", "nan": "NaN", "dot": "1.", "colon": "a: b", "long": "word " * 40,

@@ -90,3 +90,28 @@ def test_processes_creating_one_new_store_together_all_succeed(tmp_path):
     client = get_client(uri)
     runs = client.search_runs([client.get_experiment_by_name("jobs").experiment_id])
     assert sorted(r.info.run_name for r in runs) == [f"opener-{i}" for i in range(4)]
+
+
+def test_a_sqlite_store_is_put_in_write_ahead_log_mode_once(tmp_path):
+    import sqlite3
+
+    from mlplab.tracking.store import use_write_ahead_log
+
+    path = tmp_path / "fresh.db"
+    get_client(f"sqlite:///{path}")  # created by this process: in WAL mode from the start
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # An existing store in SQLite's default mode is switched; one another connection is
+    # writing to keeps its mode and says so (the next process to open it asks again).
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    writer = sqlite3.connect(other, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")
+    try:
+        assert not use_write_ahead_log(other, timeout=0.1)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert sqlite3.connect(other).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert use_write_ahead_log(other)
+    assert sqlite3.connect(other).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+

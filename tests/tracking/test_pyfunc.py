@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from mlplab.data.dataset import Dataset
 from mlplab.data.scalers import MaxScaler, MinMaxScaler, Standardizer
@@ -252,3 +253,33 @@ def test_logged_model_takes_column_names_from_the_dataset(tracking, tmp_path):
     table = mlflow.pyfunc.load_model(local).predict(pd.DataFrame(raw_x, columns=["a", "b"]))
     np.testing.assert_allclose(table["a+b"], in_memory(model, dataset, raw_x)[:, 0],
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_a_model_of_a_saved_shape_is_written_as_mlflow_writes_it(tmp_path, monkeypatch, task):
+    """The second model of a shape is written after the first one's directory, not by
+    `mlflow.pyfunc.save_model`: it must be the directory MLflow writes for it."""
+    problem = sum_diff_problem if task == "regression" else \
+        (lambda seed: classification_problem(task, seed))
+    monkeypatch.setattr(pyfunc, "_SAVED", {})
+    (dataset, model, raw_x), (_, other, other_x) = problem(seed=0), problem(seed=1)
+    save(tmp_path / "first", model, dataset, raw_x)
+    assert len(pyfunc._SAVED) == 1
+    quick = save(tmp_path / "quick", other, dataset, other_x)
+    monkeypatch.setattr(pyfunc, "_SAVED", {})  # now the same model through MLflow
+    reference = save(tmp_path / "reference", other, dataset, other_x)
+
+    def files(root):
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name != "MLmodel"}
+
+    assert files(quick) == files(reference)  # data, input example, environment
+    described = [yaml.safe_load((d / "MLmodel").read_text()) for d in (quick, reference)]
+    for key in ("model_uuid", "utc_time_created"):
+        assert described[0].pop(key) != described[1].pop(key)
+    assert described[0] == described[1]  # signature, flavors, metadata, size
+    loaded = mlflow.pyfunc.load_model(str(quick))
+    columns = [f"x{i}" for i in range(raw_x.shape[1])]
+    table = loaded.predict(pd.DataFrame(other_x, columns=columns))
+    first_column = in_memory(other, dataset, other_x)[:, 0]
+    np.testing.assert_allclose(table.iloc[:, 0], first_column, rtol=1e-12, atol=1e-12)

@@ -8,11 +8,16 @@ from omegaconf import DictConfig, OmegaConf
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+LOCAL_PARALLEL_LAUNCHER = "hydra_plugins.mlplab_local_launcher.local_launcher.LocalParallelLauncher"
+# The launchers whose jobs run in the loky pool of `joblib.Parallel` (local_parallel is the
+# joblib launcher's settings and pool with its own way of handing out jobs).
+JOBLIB_POOL_LAUNCHERS = (JOBLIB_LAUNCHER, LOCAL_PARALLEL_LAUNCHER)
 SUBMITIT_LOCAL_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
 # Launchers whose jobs run in other processes of this machine, which the launching process
 # stops itself on a signal (`mlplab.multirun.stopping`); the joblib ones reuse a worker
 # process for job after job. (SLURM jobs are cancelled through SLURM instead.)
-LOCAL_PROCESS_LAUNCHERS = {JOBLIB_LAUNCHER: True, SUBMITIT_LOCAL_LAUNCHER: False}
+LOCAL_PROCESS_LAUNCHERS = {JOBLIB_LAUNCHER: True, LOCAL_PARALLEL_LAUNCHER: True,
+                           SUBMITIT_LOCAL_LAUNCHER: False}
 
 
 def logger_enabled(config: DictConfig) -> bool:

@@ -36,7 +36,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.config.preflight import expand_jobs
-from mlplab.multirun.sweeps import JOBLIB_LAUNCHER, logger_enabled
+from mlplab.multirun.sweeps import JOBLIB_POOL_LAUNCHERS, logger_enabled
 from mlplab.private_api import joblib_parallel_arguments
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def joblib_arguments(config: DictConfig) -> dict | None:
     (built as its `launch` builds them), or None when another launcher is configured or
     the launcher config cannot be read."""
     launcher = OmegaConf.select(config, "hydra.launcher")
-    if launcher is None or OmegaConf.select(launcher, "_target_") != JOBLIB_LAUNCHER:
+    if launcher is None or OmegaConf.select(launcher, "_target_") not in JOBLIB_POOL_LAUNCHERS:
         return None
     try:
         arguments = OmegaConf.to_container(launcher, resolve=True)

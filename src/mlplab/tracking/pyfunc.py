@@ -27,6 +27,7 @@ import json
 import logging
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -120,39 +121,111 @@ def save_pyfunc_model(path, model, *, task, x_scaler=None, y_scaler=None, input_
 
     `input_example`: a few rows of inputs in original units, `(n, n_features)`; the output
     schema comes from predicting on it.
+
+    The first model of each shape (task, inputs, column names) in a process is saved by
+    `mlflow.pyfunc.save_model`; the next ones of that shape are written after it (see
+    `_write_like`): the same MLmodel but for its uuid, time and size, the same environment
+    files, and this model's data and input example.
     """
-    import mlflow
     import pandas as pd
-    from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types import Schema, TensorSpec
 
     spec, arrays = build_spec_and_arrays(model, task, x_scaler, y_scaler, feature_names,
                                          output_names)
+    if input_example is None:
+        input_example = np.zeros((1, spec["sizes"][0]))
+    example = pd.DataFrame(np.asarray(input_example, dtype=np.float64),
+                           columns=spec["feature_names"])
+    shape = (task, spec["sizes"][0], tuple(spec["feature_names"]),
+             tuple(spec["output_columns"]), tuple(_requirements()))
+    if shape in _SAVED:
+        return _write_like(_SAVED[shape], Path(path), spec, arrays, example)
     with tempfile.TemporaryDirectory(prefix="mlplab-pyfunc-") as staging:
         data_dir = Path(staging) / "network"  # MLflow copies it to <model>/data/network
-        data_dir.mkdir()
-        (data_dir / SPEC_FILE).write_text(json.dumps(spec, indent=1))
-        np.savez(data_dir / WEIGHTS_FILE, **arrays)
-        predictor = NetworkPredictor.from_directory(data_dir)
-        if input_example is None:
-            input_example = np.zeros((1, spec["sizes"][0]))
-        example = pd.DataFrame(np.asarray(input_example, dtype=np.float64),
-                               columns=spec["feature_names"])
-        with warnings.catch_warnings():  # `label` is an integer column on purpose
-            warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
-            outputs = infer_signature(example, predictor.predict(example)).outputs
-        inputs = Schema([TensorSpec(np.dtype(np.float64), (-1, spec["sizes"][0]))])
-        with _quiet("mlflow.pyfunc"):  # one INFO line per run in every sweep's output
-            mlflow.pyfunc.save_model(
-                str(path), loader_module=LOADER_MODULE, data_path=str(data_dir),
-                signature=ModelSignature(inputs, outputs), input_example=example,
-                # Listing requirements skips MLflow's inference, which re-imports the model
-                # in a subprocess and costs seconds per run.
-                pip_requirements=_requirements(),
-                metadata={"mlplab_task": task, "feature_names": spec["feature_names"],
-                          "output_columns": spec["output_columns"]},
-            )
+        _write_network(data_dir, spec, arrays)
+        _save_with_mlflow(Path(path), data_dir, spec, task, example)
+    _SAVED[shape] = _SavedModel.read(Path(path))
     return Path(path)
+
+
+def _write_network(directory: Path, spec: dict, arrays: dict) -> None:
+    directory.mkdir(parents=True)
+    (directory / SPEC_FILE).write_text(json.dumps(spec, indent=1))
+    np.savez(directory / WEIGHTS_FILE, **arrays)
+
+
+def _save_with_mlflow(path: Path, data_dir: Path, spec: dict, task: str, example) -> None:
+    import mlflow
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import Schema, TensorSpec
+
+    predictor = NetworkPredictor.from_directory(data_dir)
+    with warnings.catch_warnings():  # `label` is an integer column on purpose
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        outputs = infer_signature(example, predictor.predict(example)).outputs
+    inputs = Schema([TensorSpec(np.dtype(np.float64), (-1, spec["sizes"][0]))])
+    with _quiet("mlflow.pyfunc"):  # one INFO line per run in every sweep's output
+        mlflow.pyfunc.save_model(
+            str(path), loader_module=LOADER_MODULE, data_path=str(data_dir),
+            signature=ModelSignature(inputs, outputs), input_example=example,
+            # Listing requirements skips MLflow's inference, which re-imports the model
+            # in a subprocess and costs seconds per run.
+            pip_requirements=_requirements(),
+            metadata={"mlplab_task": task, "feature_names": spec["feature_names"],
+                      "output_columns": spec["output_columns"]})
+
+
+# The first model directory of each shape this process saved through MLflow, as read back:
+# what the next ones of that shape are written like. Configs and packages do not change
+# while a process runs.
+_SAVED: dict[tuple, _SavedModel] = {}
+
+
+@dataclass(frozen=True)
+class _SavedModel:
+    """A model directory MLflow wrote: its MLmodel (as a dict) and its other files (the
+    environment's, as bytes), its data and input example left out."""
+
+    description: dict
+    files: dict
+
+    @classmethod
+    def read(cls, path: Path) -> _SavedModel:
+        from mlflow.models import Model
+
+        description = Model.load(str(path / "MLmodel")).to_dict()
+        example_info = description.get("saved_input_example_info") or {}
+        skipped = {"MLmodel", example_info.get("artifact_path"),
+                   example_info.get("serving_input_path")}
+        files = {item.name: item.read_bytes() for item in path.iterdir()
+                 if item.is_file() and item.name not in skipped}
+        return cls(description, files)
+
+
+def _write_like(saved: _SavedModel, path: Path, spec: dict, arrays: dict, example) -> Path:
+    """A model directory at `path` as MLflow would write it for this model, written after
+    `saved` (a model of the same shape): its data and input example as MLflow writes
+    them, its size, a new uuid and creation time; the rest as in `saved`."""
+    import datetime
+    import uuid
+
+    from mlflow.models import Model
+    from mlflow.utils.file_utils import get_total_file_size
+
+    from mlplab.private_api import save_model_input_example
+
+    description = Model.from_dict(saved.description)
+    path.mkdir(parents=True)
+    _write_network(path / "data" / "network", spec, arrays)
+    save_model_input_example(description, example, str(path))
+    # What save_model counts: the data and the input example, before the MLmodel and the
+    # environment files are written.
+    description.model_size_bytes = get_total_file_size(str(path)) or None
+    description.model_uuid = uuid.uuid4().hex
+    description.utc_time_created = str(datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
+    description.save(str(path / "MLmodel"))
+    for name, content in saved.files.items():
+        (path / name).write_bytes(content)
+    return path
 
 
 @contextlib.contextmanager

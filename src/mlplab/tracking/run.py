@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from mlplab.errors import ConfigError, DataError
 from mlplab.signals import clear_stop, note_stop, stopping
@@ -32,6 +31,7 @@ from mlplab.tracking.params import MAX_PARAM_LENGTH, flatten_params, param_text
 from mlplab.tracking.stale import process_tags
 from mlplab.tracking.store import copy_artifacts, ensure_experiment, get_client, git_commit
 from mlplab.tracking.store_errors import store_error_line
+from mlplab.yaml_text import config_yaml
 
 log = logging.getLogger(__name__)
 
@@ -412,36 +412,6 @@ class MlflowRun:
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
-
-
-class _ConfigDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
-    """PyYAML's safe dumper (libyaml's emitter when PyYAML has it: a tenth of the time of
-    the pure-Python one OmegaConf uses), quoting strings as OmegaConf's dumper does."""
-
-
-# The words YAML 1.1 reads as booleans; OmegaConf quotes them, and any string that reads as
-# a number (`1e-3` included, which PyYAML alone would leave bare and OmegaConf would load
-# as a float).
-_YAML_BOOLEANS = {"y", "yes", "n", "no", "true", "false", "on", "off"}
-
-
-def _represent_str(dumper, text: str):
-    try:
-        float(text)
-        quoted = True
-    except ValueError:
-        quoted = text.lower() in _YAML_BOOLEANS
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="'" if quoted else None)
-
-
-_ConfigDumper.add_representer(str, _represent_str)
-
-
-def config_yaml(config: Mapping) -> str:
-    """A plain config as `config.yaml` holds it: the text `OmegaConf.to_yaml` gives for it
-    (keys in order, block style, strings that read as other types quoted)."""
-    return yaml.dump(config, Dumper=_ConfigDumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True)
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -1,0 +1,1 @@
+"""Hydra plugin registration for mlplab's `hydra/launcher=local_parallel`."""

@@ -1,0 +1,199 @@
+"""`hydra/launcher=local_parallel`: a sweep's jobs in a pool of worker processes on this
+machine, handed out several at a time and each run with one copy of its config.
+
+The joblib launcher hands loky one task per job, and each task carries the whole sweep
+config, the task function, the Hydra context and Hydra's global state (pickled, sent,
+unpickled and installed again for every job), then runs Hydra's `run_job`, which copies
+the job's full config twice and its `hydra` node three times, and writes `.hydra/*.yaml`
+with OmegaConf's pure-Python dumper and sets up logging from scratch. For the small runs
+of a grid that is more CPU than the training (`benchmarks/bench_sweep_throughput.py`).
+
+This launcher keeps the joblib launcher's settings and pool (the same `joblib.Parallel`
+arguments, so the workers `mlplab.multirun.worker_pool` warms up are the ones that run
+the jobs), and:
+- sends a task per `batch_size` jobs (`auto`: up to 8, fewer when the sweep is too short
+  to keep every worker busy), with Hydra's state once per task;
+- runs each job as `run_job` below: what Hydra's `run_job` does for a job (its output
+  directory, `hydra.runtime.output_dir`, `HydraConfig`, `.hydra/config.yaml`,
+  `hydra.yaml`, `overrides.yaml`, the job's log file, `hydra.job.env_set`, the callbacks,
+  the working directory), with one copy of the config split into the task's part and the
+  `hydra` node, YAML written by libyaml, and the logging set up again only when more than
+  the log file's name changed;
+- returns a JobReturn without the job's configs (status, value, overrides, working dir),
+  which is all a sweeper reads of it, instead of pickling both configs back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import (
+    JobReturn,
+    JobRuntime,
+    JobStatus,
+    configure_log,
+    env_override,
+    filter_overrides,
+    setup_globals,
+)
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from mlplab.private_api import joblib_parallel_arguments
+from mlplab.yaml_text import config_yaml
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 8  # jobs a task runs at most with batch_size=auto
+
+
+def batch_size(setting, n_jobs: int, workers: int) -> int:
+    """Jobs per task: `setting` when it is a number, else (auto) up to `MAX_BATCH`, so that
+    each worker still gets at least two tasks (a last task of a long batch would keep one
+    worker busy while the others wait)."""
+    if setting not in (None, "auto"):
+        return max(1, int(setting))
+    return max(1, min(MAX_BATCH, math.ceil(n_jobs / (2 * max(1, workers)))))
+
+
+def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
+    """Run `job_overrides` in the pool; their JobReturns in order."""
+    from joblib import Parallel, delayed, effective_n_jobs
+
+    setup_globals()
+    config = launcher.config
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    arguments = joblib_parallel_arguments(launcher.joblib)
+    size = batch_size(arguments.pop("batch_size", "auto"), len(job_overrides),
+                      effective_n_jobs(arguments.get("n_jobs", -1)))
+    log.info("local_parallel: %d jobs in tasks of up to %d on %s workers, sweep output dir: %s",
+             len(job_overrides), size, arguments.get("n_jobs"), sweep_dir)
+    jobs = []
+    for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+        log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+        jobs.append((idx, list(overrides)))
+    batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    state = Singleton.get_state()
+    returned = Parallel(**arguments, batch_size=1)(
+        delayed(run_jobs)(batch, launcher.hydra_context, config, launcher.task_function, state)
+        for batch in batches)
+    return [result for results in returned for result in results]
+
+
+def run_jobs(jobs, hydra_context, sweep_config: DictConfig, task_function,
+             singleton_state) -> list[JobReturn]:
+    """A task in a worker: Hydra's state installed once, then each job of `jobs`."""
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    results = []
+    for idx, overrides in jobs:
+        config = hydra_context.config_loader.load_sweep_config(sweep_config, overrides)
+        with open_dict(config.hydra):
+            config.hydra.job.id = f"{config.hydra.job.name}_{idx}"
+            config.hydra.job.num = idx
+        results.append(run_job(hydra_context, task_function, config))
+    return results
+
+
+def run_job(hydra_context, task_function, config: DictConfig) -> JobReturn:
+    """One job of a sweep, as Hydra's `run_job(..., job_dir_key="hydra.sweep.dir",
+    job_subdir_key="hydra.sweep.subdir")` runs it (see the module docstring). `config` is
+    this job's own composed config (with its `hydra` node), changed in place."""
+    old_cwd, previous = os.getcwd(), HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(config)  # the sub-directory may read ${hydra:...}
+    output_dir = os.path.abspath(os.path.join(str(OmegaConf.select(config, "hydra.sweep.dir")),
+                                              str(OmegaConf.select(config, "hydra.sweep.subdir"))))
+    hydra_cfg = HydraConfig.instance().cfg
+    for node in (config, hydra_cfg):
+        with read_write(node.hydra.runtime), open_dict(node.hydra.runtime):
+            node.hydra.runtime.output_dir = output_dir
+    task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    OmegaConf.set_struct(task_cfg, OmegaConf.is_struct(config))
+    OmegaConf.copy_cache(from_config=config, to_config=task_cfg)  # ${now:...} as in hydra.*
+    overrides = OmegaConf.to_container(config.hydra.overrides.task)
+    chdir = bool(hydra_cfg.hydra.job.chdir)
+    try:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        if chdir:
+            os.chdir(output_dir)
+        working_dir = output_dir if chdir else os.getcwd()
+        _configure_job_log(config)
+        if config.hydra.output_subdir is not None:
+            _save_job_configs(Path(output_dir) / str(config.hydra.output_subdir), task_cfg,
+                              hydra_cfg, overrides)
+        ret = JobReturn(overrides=overrides, working_dir=working_dir)
+        with env_override(OmegaConf.to_container(hydra_cfg.hydra.job.env_set, resolve=True)):
+            hydra_context.callbacks.on_job_start(config=config, task_function=task_function)
+            try:
+                ret.return_value = task_function(task_cfg)
+                ret.status = JobStatus.COMPLETED
+            except Exception as error:  # noqa: BLE001 -- a failed job, as Hydra records it
+                ret.return_value = error
+                ret.status = JobStatus.FAILED
+        ret.task_name = JobRuntime.instance().get("name")
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        hydra_context.callbacks.on_job_end(config=config, job_return=ret)
+        return ret
+    finally:
+        HydraConfig.instance().cfg = previous
+        if chdir:
+            os.chdir(old_cwd)
+
+
+def _save_job_configs(directory: Path, task_cfg, hydra_cfg, overrides: list) -> None:
+    """`.hydra/config.yaml`, `hydra.yaml` and `overrides.yaml`, as Hydra writes them
+    (unresolved), through libyaml."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, node in (("config.yaml", task_cfg), ("hydra.yaml", hydra_cfg)):
+        (directory / name).write_text(
+            config_yaml(OmegaConf.to_container(node, resolve=False, enum_to_str=True)),
+            encoding="utf-8")
+    (directory / "overrides.yaml").write_text(config_yaml(overrides), encoding="utf-8")
+
+
+# The job logging this worker set up last: (its config without log file names, the file
+# handlers' names). Process state of a worker that runs job after job.
+_JOB_LOG: list = [None, None]
+
+
+def _configure_job_log(config: DictConfig) -> None:
+    """Hydra's job logging for this job. From one job to the next of a sweep only the log
+    file's name changes (`${hydra.runtime.output_dir}/${hydra.job.name}.log`): then the file
+    handlers are pointed at the new files; otherwise the logging is set up as Hydra does."""
+    if config.hydra.job_logging is None:
+        configure_log(None, config.hydra.verbose)
+        return
+    settings = OmegaConf.to_container(config.hydra.job_logging, resolve=True)
+    handlers = settings.get("handlers") or {}
+    files = {name: spec.pop("filename") for name, spec in handlers.items()
+             if isinstance(spec, dict) and "filename" in spec}
+    shape = (repr(settings), str(config.hydra.verbose))
+    opened = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    if _JOB_LOG[0] == shape and len(opened) == len(files) and files:
+        for handler, filename in zip(opened, files.values(), strict=True):
+            _reopen(handler, filename)
+    else:
+        configure_log(config.hydra.job_logging, config.hydra.verbose)
+    _JOB_LOG[:] = [shape, files]
+
+
+def _reopen(handler: logging.FileHandler, filename: str) -> None:
+    """Point a file handler at another file (as `logging.FileHandler(filename)` opens it)."""
+    handler.acquire()
+    try:
+        if handler.stream is not None:
+            handler.stream.flush()
+            handler.stream.close()
+        handler.baseFilename = os.path.abspath(filename)
+        handler.stream = None if handler.delay else open(  # noqa: SIM115 -- the handler's
+            handler.baseFilename, handler.mode, encoding=handler.encoding,
+            errors=handler.errors)
+    finally:
+        handler.release()
