@@ -16,9 +16,9 @@ the jobs), and:
 - runs each job as `run_job` below: what Hydra's `run_job` does for a job (its output
   directory, `hydra.runtime.output_dir`, `HydraConfig`, `.hydra/config.yaml`,
   `hydra.yaml`, `overrides.yaml`, the job's log file, `hydra.job.env_set`, the callbacks,
-  the working directory), with one copy of the config split into the task's part and the
-  `hydra` node, YAML written by libyaml, and the logging set up again only when more than
-  the log file's name changed;
+  the working directory), with one copy of the config (the task's part; `HydraConfig` is
+  given the job's own `hydra` node), YAML written by libyaml, and the logging set up again
+  only when more than the log file's name changed;
 - returns a JobReturn without the job's configs (status, value, overrides, working dir),
   which is all a sweeper reads of it, instead of pickling both configs back.
 """
@@ -106,18 +106,21 @@ def run_job(hydra_context, task_function, config: DictConfig) -> JobReturn:
     job_subdir_key="hydra.sweep.subdir")` runs it (see the module docstring). `config` is
     this job's own composed config (with its `hydra` node), changed in place."""
     old_cwd, previous = os.getcwd(), HydraConfig.instance().cfg
-    HydraConfig.instance().set_config(config)  # the sub-directory may read ${hydra:...}
+    # What `HydraConfig.set_config` makes of it, without its copy of the `hydra` node: the
+    # job's config is this job's own, so `HydraConfig.get()` can be its node (the
+    # sub-directory may read ${hydra:...}).
+    OmegaConf.set_readonly(config.hydra, True)
+    HydraConfig.instance().cfg = config
     output_dir = os.path.abspath(os.path.join(str(OmegaConf.select(config, "hydra.sweep.dir")),
                                               str(OmegaConf.select(config, "hydra.sweep.subdir"))))
-    hydra_cfg = HydraConfig.instance().cfg
-    for node in (config, hydra_cfg):
-        with read_write(node.hydra.runtime), open_dict(node.hydra.runtime):
-            node.hydra.runtime.output_dir = output_dir
+    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+        config.hydra.runtime.output_dir = output_dir
+    hydra_cfg = config.hydra
     task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     OmegaConf.set_struct(task_cfg, OmegaConf.is_struct(config))
     OmegaConf.copy_cache(from_config=config, to_config=task_cfg)  # ${now:...} as in hydra.*
     overrides = OmegaConf.to_container(config.hydra.overrides.task)
-    chdir = bool(hydra_cfg.hydra.job.chdir)
+    chdir = bool(hydra_cfg.job.chdir)
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         if chdir:
@@ -128,7 +131,7 @@ def run_job(hydra_context, task_function, config: DictConfig) -> JobReturn:
             _save_job_configs(Path(output_dir) / str(config.hydra.output_subdir), task_cfg,
                               hydra_cfg, overrides)
         ret = JobReturn(overrides=overrides, working_dir=working_dir)
-        with env_override(OmegaConf.to_container(hydra_cfg.hydra.job.env_set, resolve=True)):
+        with env_override(OmegaConf.to_container(hydra_cfg.job.env_set, resolve=True)):
             hydra_context.callbacks.on_job_start(config=config, task_function=task_function)
             try:
                 ret.return_value = task_function(task_cfg)
@@ -147,14 +150,15 @@ def run_job(hydra_context, task_function, config: DictConfig) -> JobReturn:
             os.chdir(old_cwd)
 
 
-def _save_job_configs(directory: Path, task_cfg, hydra_cfg, overrides: list) -> None:
-    """`.hydra/config.yaml`, `hydra.yaml` and `overrides.yaml`, as Hydra writes them
-    (unresolved), through libyaml."""
+def _save_job_configs(directory: Path, task_cfg, hydra_node, overrides: list) -> None:
+    """`.hydra/config.yaml`, `hydra.yaml` (the `hydra` node under its key) and
+    `overrides.yaml`, as Hydra writes them (unresolved), through libyaml."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name, node in (("config.yaml", task_cfg), ("hydra.yaml", hydra_cfg)):
-        (directory / name).write_text(
-            config_yaml(OmegaConf.to_container(node, resolve=False, enum_to_str=True)),
-            encoding="utf-8")
+    texts = {"config.yaml": OmegaConf.to_container(task_cfg, resolve=False, enum_to_str=True),
+             "hydra.yaml": {"hydra": OmegaConf.to_container(hydra_node, resolve=False,
+                                                            enum_to_str=True)}}
+    for name, container in texts.items():
+        (directory / name).write_text(config_yaml(container), encoding="utf-8")
     (directory / "overrides.yaml").write_text(config_yaml(overrides), encoding="utf-8")
 
 

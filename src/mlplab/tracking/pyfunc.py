@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from mlplab.tracking.pyfunc_loader import (
     SPEC_FILE,
@@ -127,6 +128,14 @@ def save_pyfunc_model(path, model, *, task, x_scaler=None, y_scaler=None, input_
     `_write_like`): the same MLmodel but for its uuid, time and size, the same environment
     files, and this model's data and input example.
     """
+    return _save_model_dir(Path(path), model, task=task, x_scaler=x_scaler, y_scaler=y_scaler,
+                           input_example=input_example, feature_names=feature_names,
+                           output_names=output_names)[0]
+
+
+def _save_model_dir(path: Path, model, *, task, x_scaler, y_scaler, input_example,
+                    feature_names, output_names):
+    """`save_pyfunc_model`, returning (path, its MLmodel as a `mlflow.models.Model`)."""
     import pandas as pd
 
     spec, arrays = build_spec_and_arrays(model, task, x_scaler, y_scaler, feature_names,
@@ -138,13 +147,13 @@ def save_pyfunc_model(path, model, *, task, x_scaler=None, y_scaler=None, input_
     shape = (task, spec["sizes"][0], tuple(spec["feature_names"]),
              tuple(spec["output_columns"]), tuple(_requirements()))
     if shape in _SAVED:
-        return _write_like(_SAVED[shape], Path(path), spec, arrays, example)
+        return path, _write_like(_SAVED[shape], path, spec, arrays, example)
     with tempfile.TemporaryDirectory(prefix="mlplab-pyfunc-") as staging:
         data_dir = Path(staging) / "network"  # MLflow copies it to <model>/data/network
         _write_network(data_dir, spec, arrays)
-        _save_with_mlflow(Path(path), data_dir, spec, task, example)
-    _SAVED[shape] = _SavedModel.read(Path(path))
-    return Path(path)
+        _save_with_mlflow(path, data_dir, spec, task, example)
+    _SAVED[shape] = _SavedModel.read(path)
+    return path, _SavedModel.description_of(_SAVED[shape])
 
 
 def _write_network(directory: Path, spec: dict, arrays: dict) -> None:
@@ -190,9 +199,7 @@ class _SavedModel:
 
     @classmethod
     def read(cls, path: Path) -> _SavedModel:
-        from mlflow.models import Model
-
-        description = Model.load(str(path / "MLmodel")).to_dict()
+        description = yaml.load((path / "MLmodel").read_text(), Loader=_YAML_LOADER)
         example_info = description.get("saved_input_example_info") or {}
         skipped = {"MLmodel", example_info.get("artifact_path"),
                    example_info.get("serving_input_path")}
@@ -200,20 +207,38 @@ class _SavedModel:
                  if item.is_file() and item.name not in skipped}
         return cls(description, files)
 
+    def description_of(self):
+        """The MLmodel as a `mlflow.models.Model` (a new object each time)."""
+        from mlflow.models import Model
 
-def _write_like(saved: _SavedModel, path: Path, spec: dict, arrays: dict, example) -> Path:
+        return Model.from_dict(self.description)
+
+
+# PyYAML's libyaml parser and emitter where PyYAML has them: MLflow reads and writes MLmodel
+# files with the pure-Python ones, several milliseconds a file.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def _write_mlmodel(description, path: Path) -> None:
+    """`description.save(path)` (a `mlflow.models.Model`), through libyaml."""
+    path.write_text(yaml.dump(description.to_dict(), Dumper=_YAML_DUMPER,
+                              default_flow_style=False))
+
+
+def _write_like(saved: _SavedModel, path: Path, spec: dict, arrays: dict, example):
     """A model directory at `path` as MLflow would write it for this model, written after
     `saved` (a model of the same shape): its data and input example as MLflow writes
-    them, its size, a new uuid and creation time; the rest as in `saved`."""
+    them, its size, a new uuid and creation time; the rest as in `saved`. Returns its
+    MLmodel (a `mlflow.models.Model`)."""
     import datetime
     import uuid
 
-    from mlflow.models import Model
     from mlflow.utils.file_utils import get_total_file_size
 
     from mlplab.private_api import save_model_input_example
 
-    description = Model.from_dict(saved.description)
+    description = saved.description_of()
     path.mkdir(parents=True)
     _write_network(path / "data" / "network", spec, arrays)
     save_model_input_example(description, example, str(path))
@@ -222,10 +247,10 @@ def _write_like(saved: _SavedModel, path: Path, spec: dict, arrays: dict, exampl
     description.model_size_bytes = get_total_file_size(str(path)) or None
     description.model_uuid = uuid.uuid4().hex
     description.utc_time_created = str(datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
-    description.save(str(path / "MLmodel"))
+    _write_mlmodel(description, path / "MLmodel")
     for name, content in saved.files.items():
         (path / name).write_bytes(content)
-    return path
+    return description
 
 
 @contextlib.contextmanager
@@ -275,7 +300,6 @@ def log_pyfunc_model(client, run_id: str, model, dataset, *, artifact_path=ARTIF
     asking the store for it.
     """
     from mlflow.entities import LoggedModelStatus
-    from mlflow.models import Model
 
     info = getattr(dataset, "info", None) or {}  # loaders may name columns there
     example = dataset.X_test[:n_example_rows]
@@ -285,7 +309,7 @@ def log_pyfunc_model(client, run_id: str, model, dataset, *, artifact_path=ARTIF
         logged = new_logged_model(client, run_id)
     try:
         with tempfile.TemporaryDirectory(prefix="mlplab-model-") as scratch:
-            directory = save_pyfunc_model(
+            directory, description = _save_model_dir(
                 Path(scratch) / artifact_path, model, task=dataset.task,
                 x_scaler=dataset.x_scaler, y_scaler=dataset.y_scaler, input_example=example,
                 feature_names=feature_names or info.get("feature_names"),
@@ -296,10 +320,9 @@ def log_pyfunc_model(client, run_id: str, model, dataset, *, artifact_path=ARTIF
                 run_artifact_uri = client.get_run(run_id).info.artifact_uri
             copy_artifacts(functools.partial(client.log_artifacts, run_id), directory,
                            artifact_path, run_artifact_uri)
-            description = Model.load(str(directory / "MLmodel"))
             description.model_id = description.model_uuid = logged.model_id
             description.run_id, description.artifact_path = run_id, logged.artifact_location
-            description.save(str(directory / "MLmodel"))
+            _write_mlmodel(description, directory / "MLmodel")
             copy_artifacts(lambda local, _: client.log_model_artifacts(logged.model_id, local),
                            directory, None, logged.artifact_location)
     except BaseException:
