@@ -97,7 +97,8 @@ def test_data_dir_is_under_the_project_unless_the_environment_says_otherwise(
 
 
 @pytest.mark.parametrize("launcher,target", [
-    ("basic", "BasicLauncher"), ("joblib", "JoblibLauncher"), ("local_parallel", "JoblibLauncher"),
+    ("basic", "BasicLauncher"), ("joblib", "JoblibLauncher"),
+    ("local_parallel", "LocalParallelLauncher"),
     ("submitit_local", "LocalLauncher"), ("submitit_slurm", "SlurmLauncher")])
 def test_launcher_choices(launcher, target):
     cfg = compose_train(f"hydra/launcher={launcher}", hydra_node=True)
@@ -115,3 +116,21 @@ def test_slurm_launcher_exposes_partition_time_and_cpus():
                         hydra_node=True)
     launcher = cfg.hydra.launcher
     assert (launcher.partition, launcher.timeout_min, launcher.cpus_per_task) == ("cpu", 30, 4)
+
+
+def test_override_lines_are_parsed_once_and_as_hydra_parses_them():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    from mlplab.config.compose import parsed_lines
+
+    parser = OverridesParser.create()
+    lines = ["optimizer.lr=0.1", "seed=3", "+tags.owner=me", "~trainer.resume",
+             "dataset=moons", "optimizer.lr=0.1"]
+    parsed = parsed_lines(parser, lines)
+    assert parsed == parser.parse_overrides(lines)  # Hydra's own parse, line for line
+    assert parsed[0] is parsed[-1]  # the repeated line was parsed once
+    assert parsed_lines(OverridesParser.create(), ["seed=3"])[0] is parsed[1]
+    with pytest.raises(OverrideParseException) as error:
+        parsed_lines(parser, ["seed=3", "optimizer.lr=(0.1"])
+    assert error.value.override == "optimizer.lr=(0.1"

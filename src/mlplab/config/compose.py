@@ -92,9 +92,33 @@ def compose_job(*overrides: str) -> DictConfig:
 def parse_overrides(overrides: Sequence[str], parser: OverridesParser | None = None):
     """Hydra's parse of override strings; a syntax error as one ConfigError."""
     try:
-        return (parser or OverridesParser.create()).parse_overrides(list(overrides))
+        return parsed_lines(parser or OverridesParser.create(), overrides)
     except HydraException as error:
         raise ConfigError(hydra_error_line(error)) from error
+
+
+# Override lines this process parsed: (id of the parser's config loader, line) -> Override.
+# Hydra's grammar parser takes milliseconds a line, and the jobs of a sweep repeat the same
+# few lines (`optimizer.lr=0.1` in a job of every seed): preflight, the sweep's callbacks
+# and each worker's composing parse them job after job. An Override is read, never
+# changed, once parsed; it holds its loader, so that loader's id stays its own.
+_PARSED: dict[tuple[int, str], Override] = {}
+_MAX_PARSED = 20_000
+
+
+def parsed_lines(parser: OverridesParser, lines: Sequence[str]) -> list[Override]:
+    """`parser.parse_overrides(lines)`, each distinct line parsed once per process (for
+    that parser's config loader); Hydra's errors as Hydra raises them."""
+    loader = id(parser.config_loader)
+    parsed = []
+    for line in lines:
+        key = (loader, line)
+        if key not in _PARSED:
+            if len(_PARSED) >= _MAX_PARSED:
+                _PARSED.clear()
+            _PARSED[key] = parser.parse_overrides([line])[0]
+        parsed.append(_PARSED[key])
+    return parsed
 
 
 def apply_value_overrides(cfg: DictConfig, overrides: Sequence[str | Override]) -> None:

@@ -37,6 +37,7 @@ from mlplab.config.compose import (
     hydra_error_line,
     hydra_on_conf,
     parse_overrides,
+    parsed_lines,
 )
 from mlplab.config.job_data import load_job_data, same_shapes_key
 from mlplab.config.moved import check_moved_targets
@@ -225,7 +226,7 @@ def job_key(parser: OverridesParser, job) -> frozenset[str]:
     them), so the same job matches whether it was typed or expanded from a sweep. `hydra.*`
     overrides are left out: Hydra applies them to the sweep's config, not to each job's."""
     return frozenset(f"{o.get_key_element()}={o.get_value_element_as_str()}"
-                     for o in parser.parse_overrides(list(job)) if not o.is_hydra_override())
+                     for o in parsed_lines(parser, list(job)) if not o.is_hydra_override())
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlplab.config.compose import shapes_defaults
+from mlplab.config.compose import parsed_lines, shapes_defaults
 from mlplab.private_api import (
     adopt_loader_class,
     apply_overrides,
@@ -45,7 +45,7 @@ class ComposeOnceConfigLoader(hydra_config_loader_class()):
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides) -> DictConfig:
         hydra_overrides = list(OmegaConf.to_container(master_config.hydra.overrides.hydra))
         lines = hydra_overrides + list(sweep_overrides)
-        parsed = OverridesParser.create(config_loader=self).parse_overrides(lines)
+        parsed = parsed_lines(OverridesParser.create(config_loader=self), lines)
         if any(o.is_sweep_override() for o in parsed):  # Hydra's error for a sweep in a job
             return super().load_sweep_config(master_config, sweep_overrides)
         shaping = [o for o in parsed if shapes_defaults(o, self)]
