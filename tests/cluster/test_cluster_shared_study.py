@@ -31,7 +31,8 @@ N_WORKERS = 3
 # COMPLETE trials only). The random sampler keeps proposing poor points, so about half the
 # trials after the pruner's start-up are pruned; TPE converges and can prune only late ones.
 PRUNER_STARTUP = 8
-SEARCH = ["hydra/sweeper=mlplab_optuna", "hydra.sweeper.sampler.name=random", "optimizer.lr=tag(log, interval(0.001, 0.5))",
+SEARCH = ["hydra/sweeper=mlplab_optuna", "hydra.sweeper.sampler.name=random",
+          "optimizer.lr=tag(log, interval(0.001, 0.5))",
           "architecture.hidden=choice([8],[16],[16,16])",
           f"hydra.sweeper.n_trials={N_TRIALS}", "hydra.sweeper.pruner.name=median",
           f"hydra.sweeper.pruner.n_startup_trials={PRUNER_STARTUP}",

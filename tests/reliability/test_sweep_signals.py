@@ -26,6 +26,7 @@ from reliability_helpers import (
 
 from mlplab.signals import EXIT_STATUS
 from polling import wait_for
+from ray_head import start_head, stop_head
 
 LONG_JOBS = (*QUICK, "dataset=xor", "dataset.split=ordered", "trainer.epochs=200000",
              "trainer.log_every=50", "seed=0,1,2")
@@ -124,6 +125,37 @@ def test_a_signal_to_a_parallel_sweep_ends_every_running_child_killed(tmp_path, 
     the checkpoint of the epoch it stopped at; no job starts after the signal; the parent
     is closed with the signal in its stop_reason."""
     overrides, at_once = LAUNCHERS[launcher]
+    stop_a_sweep_and_check_it(tmp_path, store, overrides, at_once, signum, target)
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """A real Ray head on 127.0.0.1 with 2 CPUs: two of the three jobs run at once."""
+    address, process, temp_dir = start_head(num_cpus=2)
+    yield address
+    stop_head(process, temp_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("signum, target", [
+    pytest.param(signal.SIGINT, "process", id="SIGINT-process"),
+    pytest.param(signal.SIGTERM, "process", id="SIGTERM-process"),
+    pytest.param(signal.SIGINT, "group", id="SIGINT-group"),
+    pytest.param(signal.SIGTERM, "group", id="SIGTERM-group"),
+])
+def test_a_signal_to_a_ray_sweep_ends_every_running_child_killed(tmp_path, store, ray_address,
+                                                                 signum, target):
+    """The same under `hydra/launcher=ray`, joining a head of its own: each running job
+    (a Ray worker, in the head's process group, not the launching process's) sees the
+    sweep's stop file and ends KILLED with its checkpoint; the queued third job never
+    starts a run."""
+    overrides = ["hydra/launcher=ray", f"hydra.launcher.ray.init.address={ray_address}"]
+    stop_a_sweep_and_check_it(tmp_path, store, overrides, 2, signum, target)
+
+
+def stop_a_sweep_and_check_it(tmp_path, store, overrides, at_once, signum, target) -> None:
+    """Start the long sweep, signal it once `at_once` jobs train, and check what it left."""
     process = start_sweep(tmp_path, store, *overrides)
     try:
         wait_for(lambda: children_training(store, at_once), 240, f"{at_once} jobs to train")

@@ -32,7 +32,7 @@ from mlplab.multirun import progress, stopping
 from mlplab.multirun.sweeps import (
     SUBMITIT_LOCAL_LAUNCHER,
     grid_sweep,
-    local_process_launcher,
+    jobs_elsewhere,
     logger_enabled,
 )
 from mlplab.multirun.verdict import print_verdict
@@ -66,7 +66,7 @@ class StopSweepOnSignal(Callback):
     """`hydra.callbacks.stop_on_signal._target_: mlplab.multirun.callbacks.StopSweepOnSignal`.
 
     Only while a grid sweep runs, and only where Python's default handlers are in place.
-    Under a launcher whose jobs run in other processes of this machine, the running jobs
+    Under a launcher whose jobs run in other processes (of this machine, or Ray's), the running jobs
     are stopped first and their runs closed KILLED (`mlplab.multirun.stopping`); the
     exception then stops the launcher's wait, and the parent run is closed as stopped
     early.
@@ -76,7 +76,7 @@ class StopSweepOnSignal(Callback):
         if grid_sweep(config.hydra):
             sweep_dir = str(config.hydra.sweep.dir)
             stopping.start(sweep_dir)
-            elsewhere = local_process_launcher(config.hydra) is not None
+            elsewhere = jobs_elsewhere(config.hydra)
             if OmegaConf.select(config.hydra, "launcher._target_") == SUBMITIT_LOCAL_LAUNCHER:
                 local_controllers_ignore_sigint()
             install_sweep_handlers(sweep_dir, functools.partial(stopping.stop_jobs, sweep_dir)
