@@ -153,6 +153,36 @@ def test_a_killed_run_is_closed_by_the_next_command_and_listed_as_stale(tmp_path
     assert len(listed.stdout.strip().splitlines()) == 2  # the header and the killed run
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_killed_sweep_has_its_parent_and_child_closed_by_the_next_command(tmp_path, store):
+    """The parent run records the launching process, as a child records its job's: when
+    that process is SIGKILLed mid-job, `mlplab runs` closes both, not the child alone."""
+    process = start_cli(*train_args(tmp_path, store, *QUICK, *LONG, "seed=0,1", sweep=True),
+                        cwd=tmp_path, log=tmp_path / "sweep.log")
+    try:
+        wait_for(lambda: store.exists() and rows(store, "SELECT COUNT(*) FROM metrics")[0][0]
+                 >= 2, 240, "the first job's metrics")
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        stop_group(process)
+    runs = store_runs(store)
+    [parent] = [r for r in runs if r["parent"] is None]
+    [child] = [r for r in runs if r["parent"] == parent["run_id"]]
+    assert parent["status"] == child["status"] == "RUNNING"
+    assert run_tags(store, parent["run_id"])["mlplab.pid"] == str(process.pid)
+
+    proc = run_cli("runs", "--tracking-uri", str(store), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for run in (parent, child):
+        [(status,)] = rows(store, "SELECT status FROM runs WHERE run_uuid = ?", run["run_id"])
+        assert status != "RUNNING", run
+        tags = run_tags(store, run["run_id"])
+        assert tags["mlplab.stale"] == "true"
+        assert tags["stop_reason"].startswith(f"process {process.pid} on "), tags
+
+
 @contextlib.contextmanager
 def tmpfs(path: Path, size: str, *options: str):
     """A tmpfs of `size` mounted at `path` (root only: skip the test otherwise)."""

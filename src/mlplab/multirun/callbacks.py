@@ -39,6 +39,7 @@ from mlplab.multirun.verdict import print_verdict
 from mlplab.multirun.worker_pool import call_in_pool, grid_size, start_warm_up
 from mlplab.private_api import local_controllers_ignore_sigint
 from mlplab.signals import install_sweep_handlers, restore_sweep_handlers
+from mlplab.tracking.stale import process_tags
 from mlplab.tracking.store import git_commit, resolve_tracking_uri
 from mlplab.tracking.sweep import (
     claim_open_parent,
@@ -140,7 +141,10 @@ class MlflowSweepCallback(Callback):
             "experiment": name, "run_name": f"{name}/sweep {sweep_dir.name}",
             "tags": {"git_commit": git_commit(), "overrides": overrides,
                      "mlflow.source.name": "mlplab",
-                     "mlplab.sweep_dir": str(sweep_dir.resolve()), "mlplab.role": "sweep"}}
+                     "mlplab.sweep_dir": str(sweep_dir.resolve()), "mlplab.role": "sweep",
+                     # this process holds the parent (even when a pool's worker creates
+                     # it): if it dies, the stale-run check closes the parent too
+                     **process_tags()}}
         parent = call_in_pool(config, open_parent_run, request)
         plots = OmegaConf.select(config, "logger.plots", default=True)
         summary = {"monitor": self.monitor or _first(config, MONITOR_KEYS, None),

@@ -3,11 +3,12 @@
 A run closes itself FAILED or KILLED whenever it can; when its store could not be written
 at that moment (a full disk, a read-only filesystem) or the process was SIGKILLed, the
 run stays RUNNING. Every run records `mlplab.host` and `mlplab.pid` when it starts (and
-again when it is resumed), so the next mlplab command that opens the store on that host
-can tell: a RUNNING run of this host whose process no longer exists (or whose pid now
-belongs to a process started after the run) is closed FAILED with a `stop_reason` tag and
-`mlplab.stale` = "true", which `mlplab runs --stale` lists. Its metrics stay as written.
-Runs of other hosts are left alone: their processes cannot be seen from here.
+again when it is resumed; a sweep's parent run, those of the launching process), so the
+next mlplab command that opens the store on that host can tell: a RUNNING run of this
+host whose process no longer exists (or whose pid now belongs to a process started after
+the run) is closed FAILED with a `stop_reason` tag and `mlplab.stale` = "true", which
+`mlplab runs --stale` lists. Its metrics stay as written. Runs of other hosts are left
+alone: their processes cannot be seen from here.
 """
 
 from __future__ import annotations
