@@ -15,12 +15,16 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 from reliability_helpers import (
+    PYTHON,
     QUICK,
+    cli_env,
     metric_steps,
+    mlplab_command,
     rows,
     run_cli,
     run_tags,
@@ -247,4 +251,82 @@ def test_a_full_disk_mid_run_is_one_line_and_the_next_command_closes_the_run(tmp
         assert store_runs(db)[0]["status"] == "FAILED"
         tags = run_tags(db, run_id)
         assert "full disk" in tags.get("failure_reason", "") or tags.get("mlplab.stale") == "true"
+        assert metric_steps(db, run_id) == before
+
+
+@contextlib.contextmanager
+def unprivileged_dir():
+    """A directory owned by `nobody`, reachable by it (pytest's tmp_path is root's own),
+    and the command prefix that runs a process as `nobody` (root only: skip otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run the training as another user whose store can "
+                    "be made read-only (root writes through any permission)")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    import pwd
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' on this machine")
+    prefix = [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+              "--clear-groups"]
+    reach = subprocess.run([*prefix, PYTHON, "-c", "import mlplab, mlflow, hydra"],
+                           capture_output=True, text=True)
+    if reach.returncode != 0:
+        pytest.skip(f"user nobody cannot run mlplab from this checkout: "
+                    f"{reach.stderr.strip().splitlines()[-1:]}")
+    directory = Path(tempfile.mkdtemp(prefix="mlplab-ro-", dir="/tmp"))
+    try:
+        os.chown(directory, nobody.pw_uid, nobody.pw_gid)
+        yield directory, prefix, (nobody.pw_uid, nobody.pw_gid)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_store_made_read_only_mid_run_is_one_line_and_the_next_command_closes_the_run(
+        migrated_store):
+    """The training runs as `nobody` on a store it owns; mid-run the store's directory and
+    file become read-only (SQLite then cannot create its journal nor open the file for
+    writing). Its metrics so far stay; the command ends with status 2 and one line naming
+    the store; once writable again, the next command closes the run and lists it stale."""
+    with unprivileged_dir() as (tmp, as_nobody, (uid, gid)):
+        db = tmp / "mlflow.db"
+        shutil.copy(migrated_store, db)
+        os.chown(db, uid, gid)
+        handle = (tmp / "run.log").open("w")
+        process = subprocess.Popen(
+            [*as_nobody, *mlplab_command(*train_args(tmp, db, *QUICK, *LONG))], cwd=tmp,
+            stdout=handle, stderr=subprocess.STDOUT, text=True,
+            env=cli_env(HOME=str(tmp)), start_new_session=True)
+        try:
+            run_id = _wait_for_metrics(db, count=8)
+            db.chmod(0o444)
+            tmp.chmod(0o555)
+            status = process.wait(timeout=120)
+        finally:
+            stop_group(process)
+            handle.close()
+        log = (tmp / "run.log").read_text()
+        assert status == 2, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
+        assert log.strip().splitlines()[-1] == (
+            f"mlplab: error: tracking store {db} is read-only (attempt to write a readonly "
+            "database); valid choices: make the file and its directory writable, or give "
+            "another store"), log[-3000:]
+        before = metric_steps(db, run_id)
+        assert before["train_loss"], "the metrics written before the fault are kept"
+        assert store_runs(db)[0]["status"] == "RUNNING"  # it could not be closed
+
+        tmp.chmod(0o755)
+        db.chmod(0o644)
+        proc = run_cli("runs", "--stale", "--format", "csv", "--tracking-uri", str(db),
+                       cwd=tmp)
+        assert proc.returncode == 0, proc.stderr
+        assert run_id[:8] in proc.stdout
+        assert store_runs(db)[0]["status"] != "RUNNING"
+        tags = run_tags(db, run_id)
+        assert tags["mlplab.stale"] == "true" and tags["stop_reason"], tags
         assert metric_steps(db, run_id) == before
