@@ -142,11 +142,13 @@ def test_a_killed_run_is_closed_by_the_next_command_and_listed_as_stale(tmp_path
     proc = run_cli("runs", "--stale", "--format", "csv", "--tracking-uri", str(store),
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert run_id[:8] in proc.stdout and "FAILED" in proc.stdout
-    assert store_runs(store)[0]["status"] == "FAILED"
+    assert run_id[:8] in proc.stdout and "KILLED" in proc.stdout
+    # it left no word of how it ended: it vanished, as a SIGKILLed or OOM-killed run does
+    assert store_runs(store)[0]["status"] == "KILLED"
     tags = run_tags(store, run_id)
     assert tags["mlplab.stale"] == "true"
-    assert f"process {process.pid} on " in tags["stop_reason"]
+    assert tags["stop_reason"].startswith(f"process {process.pid} on "), tags
+    assert " is gone without closing this run" in tags["stop_reason"]
     assert metric_steps(store, run_id) == logged  # what was written before is kept
     # A run that ended by itself is not stale.
     finished = run_cli(*train_args(tmp_path, store, *QUICK, *XOR, "trainer.epochs=2",
@@ -181,7 +183,7 @@ def test_a_killed_sweep_has_its_parent_and_child_closed_by_the_next_command(tmp_
     assert proc.returncode == 0, proc.stderr
     for run in (parent, child):
         [(status,)] = rows(store, "SELECT status FROM runs WHERE run_uuid = ?", run["run_id"])
-        assert status != "RUNNING", run
+        assert status == "KILLED", run
         tags = run_tags(store, run["run_id"])
         assert tags["mlplab.stale"] == "true"
         assert tags["stop_reason"].startswith(f"process {process.pid} on "), tags
@@ -248,9 +250,10 @@ def test_a_full_disk_mid_run_is_one_line_and_the_next_command_closes_the_run(tmp
         (fs / "filler").unlink()
         proc = run_cli("runs", "--format", "csv", "--tracking-uri", str(db), cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
+        # FAILED with the reason it knew, written by itself or by that command
         assert store_runs(db)[0]["status"] == "FAILED"
         tags = run_tags(db, run_id)
-        assert "full disk" in tags.get("failure_reason", "") or tags.get("mlplab.stale") == "true"
+        assert "is on a full disk" in tags["failure_reason"], tags
         assert metric_steps(db, run_id) == before
 
 
@@ -295,12 +298,16 @@ def test_a_store_made_read_only_mid_run_is_one_line_and_the_next_command_closes_
     with unprivileged_dir() as (tmp, as_nobody, (uid, gid)):
         db = tmp / "mlflow.db"
         shutil.copy(migrated_store, db)
-        os.chown(db, uid, gid)
+        state = tmp / "state"  # where the run leaves the close it could not write
+        state.mkdir()
+        for path in (db, state):
+            os.chown(path, uid, gid)
+        env = cli_env(HOME=str(tmp), MLPLAB_STATE_DIR=str(state))
         handle = (tmp / "run.log").open("w")
         process = subprocess.Popen(
             [*as_nobody, *mlplab_command(*train_args(tmp, db, *QUICK, *LONG))], cwd=tmp,
-            stdout=handle, stderr=subprocess.STDOUT, text=True,
-            env=cli_env(HOME=str(tmp)), start_new_session=True)
+            stdout=handle, stderr=subprocess.STDOUT, text=True, env=env,
+            start_new_session=True)
         try:
             run_id = _wait_for_metrics(db, count=8)
             db.chmod(0o444)
@@ -323,10 +330,15 @@ def test_a_store_made_read_only_mid_run_is_one_line_and_the_next_command_closes_
         tmp.chmod(0o755)
         db.chmod(0o644)
         proc = run_cli("runs", "--stale", "--format", "csv", "--tracking-uri", str(db),
-                       cwd=tmp)
+                       cwd=tmp, env=env)
         assert proc.returncode == 0, proc.stderr
         assert run_id[:8] in proc.stdout
-        assert store_runs(db)[0]["status"] != "RUNNING"
+        # closed with what the run knew: FAILED, the store's reason
+        assert store_runs(db)[0]["status"] == "FAILED"
         tags = run_tags(db, run_id)
-        assert tags["mlplab.stale"] == "true" and tags["stop_reason"], tags
+        assert tags["mlplab.stale"] == "true", tags
+        assert f"tracking store {db} is read-only" in tags["failure_reason"], tags
+        assert tags["stop_reason"].startswith(tags["failure_reason"]), tags
+        assert "could not write this to the store" in tags["stop_reason"], tags
+        assert not list(state.glob("unclosed/*.json")), "the left close is used once"
         assert metric_steps(db, run_id) == before
