@@ -103,7 +103,9 @@ def test_a_job_that_watches_the_stop_file_stops_itself_once_it_appears(tmp_path)
 
 def test_stop_jobs_signals_only_the_jobs_of_this_host_that_do_not_watch(tmp_path):
     """A marker of another host names no process here, and a watching job stops itself:
-    neither pid is signalled (SIGUSR1 would end these sleeps); this host's job is."""
+    neither pid is sent the forwarded stop (SIGUSR1 would end these sleeps); this host's
+    job is. This host's watching job, which did not stop in time, is then killed; the
+    other host's pid is left alone."""
     import socket
     import subprocess
 
@@ -119,8 +121,9 @@ def test_stop_jobs_signals_only_the_jobs_of_this_host_that_do_not_watch(tmp_path
         (jobs / str(elsewhere.pid)).write_text("another-host")
         left = sweep_stopping.stop_jobs(tmp_path, "SIGINT", timeout=1)
         assert here.wait(timeout=30) == -FORWARDED_STOP
-        assert watching.poll() is None and elsewhere.poll() is None
-        # still waited for: their markers are there and their processes alive
+        assert watching.wait(timeout=30) == -signal.SIGKILL  # not stopped in time
+        assert elsewhere.poll() is None
+        # waited for: their markers are there and their processes alive
         assert sorted(left) == sorted([watching.pid, elsewhere.pid])
         assert (tmp_path / sweep_stopping.STOP_FILE).read_text() == "SIGINT"
     finally:

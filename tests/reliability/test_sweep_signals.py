@@ -16,6 +16,7 @@ import pytest
 from reliability_helpers import (
     QUICK,
     artifact_dir,
+    cli_env,
     rows,
     run_tags,
     start_cli,
@@ -184,3 +185,42 @@ def stop_a_sweep_and_check_it(tmp_path, store, overrides, at_once, signum, targe
     last = log.strip().splitlines()[-1]
     assert last == ("mlplab: error: sweep stopped; the runs it finished are kept and its "
                     f"parent run is closed with a stop_reason tag ({signum.name})")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_job_that_does_not_stop_is_killed_and_its_run_closed_by_the_launching_process(
+        tmp_path, store):
+    """A job that cannot take the stop (here: SIGSTOPped, as a job hung in I/O would be)
+    is killed once the launching process has waited `MLPLAB_STOP_WAIT_SECONDS` for it,
+    and its run closed KILLED saying so, not left RUNNING for a later stale-run check."""
+    sweep_dir = tmp_path / "hydra-sweep"
+    process = start_cli(*train_args(tmp_path, store, *LONG_JOBS, "hydra/launcher=joblib",
+                                    "hydra.launcher.n_jobs=2", sweep=True),
+                        cwd=tmp_path, log=tmp_path / "sweep.log",
+                        env=cli_env(MLPLAB_STOP_WAIT_SECONDS="5"))
+    try:
+        wait_for(lambda: children_training(store, 2), 240, "2 jobs to train")
+        pids = {path.name for path in (sweep_dir / ".jobs").glob("*")}
+        held = {run_tags(store, child["run_id"])["mlplab.pid"]: child["run_id"]
+                for child in parent_and_children(store)[1]}
+        [hung] = sorted(pids & set(held))[:1]
+        os.kill(int(hung), signal.SIGSTOP)
+        send(process, signal.SIGTERM, "process")
+        status = process.wait(timeout=200)
+    finally:
+        stop_group(process)
+    log = (tmp_path / "sweep.log").read_text()
+    assert status == 143, log[-3000:]
+    parent, children = parent_and_children(store)
+    assert len(children) == 2 and all(c["status"] == "KILLED" for c in children), children
+    for child in children:
+        reason = run_tags(store, child["run_id"])["stop_reason"]
+        if child["run_id"] == held[hung]:
+            assert reason == ("killed by the sweep's launching process: it did not stop "
+                              "within 5 s of SIGTERM")
+        else:
+            assert reason.startswith("interrupted by SIGTERM"), reason
+    assert run_tags(store, parent["run_id"])["stop_reason"] == (
+        "the sweep stopped early (interrupted by SIGTERM)")
+    assert log.strip().splitlines()[-1].startswith("mlplab: error: sweep stopped")

@@ -12,9 +12,11 @@ fit finishes the epoch, checkpoints and closes its run KILLED with a stop_reason
 stops the launcher. A job that watches (Ray's, which may run on another machine sharing
 the sweep directory, where a pid names another process) polls `.stop` from a thread and
 sends itself `FORWARDED_STOP` when it appears. A job that starts after `.stop` exists
-returns at once, without a run. The order of the writes makes this race-free: a job writes
-its marker before it looks for `.stop`, the launching process writes `.stop` before it
-lists the markers, so a job is either stopped or sees the stop itself.
+returns at once, without a run. A job of this host that has not ended after the wait
+(`STOP_WAIT_SECONDS`) is killed, and the launching process closes its run KILLED saying
+so. The order of the writes makes this race-free: a job writes its marker before it looks
+for `.stop`, the launching process writes `.stop` before it lists the markers, so a job
+is either stopped or sees the stop itself.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -35,8 +38,10 @@ log = logging.getLogger(__name__)
 JOBS_DIR = ".jobs"
 STOP_FILE = ".stop"
 # How long the launching process waits for its jobs to close their runs: an epoch, a
-# checkpoint and a few store writes, on a loaded machine.
+# checkpoint and a few store writes, on a loaded machine. `MLPLAB_STOP_WAIT_SECONDS`
+# changes it (a job whose epochs are longer; the tests).
 STOP_WAIT_SECONDS = 120.0
+STOP_WAIT_ENV = "MLPLAB_STOP_WAIT_SECONDS"
 # How often a job that watches the stop file looks at it.
 WATCH_INTERVAL_SECONDS = 0.25
 WATCHES = "watch"
@@ -76,10 +81,93 @@ def running_jobs(sweep_dir) -> list[int]:
     return [pid for _, pid, here, _ in _markers(Path(sweep_dir)) if here and alive(pid)]
 
 
-def stop_jobs(sweep_dir, name: str, timeout: float = STOP_WAIT_SECONDS) -> list[int]:
-    """In the launching process: stop the sweep's running jobs as on signal `name` and
-    wait (up to `timeout` s) until they have ended; returns the pids of those still
-    running."""
+def stop_wait_seconds() -> float:
+    """`STOP_WAIT_SECONDS`, or the positive number `MLPLAB_STOP_WAIT_SECONDS` gives."""
+    with contextlib.suppress(KeyError, ValueError):
+        value = float(os.environ[STOP_WAIT_ENV])
+        if value > 0:
+            return value
+    return STOP_WAIT_SECONDS
+
+
+def stop_jobs(sweep_dir, name: str, timeout: float | None = None) -> list[int]:
+    """In the launching process: stop the sweep's running jobs as on signal `name`, wait
+    (up to `timeout` s, default `stop_wait_seconds()`) until they have ended, and kill
+    those of this host that have not, closing their runs KILLED (`kill_unstopped`);
+    returns the pids of the jobs that had not ended."""
+    timeout = stop_wait_seconds() if timeout is None else timeout
+    left = _stop_and_wait(sweep_dir, name, timeout)
+    here = [pid for _, pid, this_host, _ in _markers(Path(sweep_dir))
+            if this_host and pid in left]
+    if here:
+        kill_unstopped(sweep_dir, here, name, timeout)
+    return left
+
+
+def kill_unstopped(sweep_dir, pids: list[int], name: str, waited: float) -> list[str]:
+    """SIGKILL the jobs `pids` (of this host) that did not stop within `waited` s of signal
+    `name`, and close their runs KILLED with a reason saying so, rather than leave them
+    RUNNING for the stale-run check; returns the ids of the runs closed."""
+    try:  # the store opened first: its stale-run check must not see the killed jobs
+        store = _sweep_store(sweep_dir)
+    except Exception as error:  # noqa: BLE001 -- the stale-run check closes them later
+        log.warning("could not open the sweep's store to close the killed jobs' runs: %s",
+                    error)
+        store = None
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30  # SIGKILL cannot be caught: only the kernel's time
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log.warning("%s: killed %d job(s) that did not stop within %g s: %s", name, len(pids),
+                waited, pids)
+    if store is None:
+        return []
+    try:
+        return _close_runs_of(*store, pids, (
+            f"killed by the sweep's launching process: it did not stop within {waited:g} s "
+            f"of {name}"))
+    except Exception as error:  # noqa: BLE001 -- the stale-run check closes them later
+        log.warning("could not close the killed jobs' runs: %s", error)
+        return []
+
+
+def _sweep_store(sweep_dir):
+    """(client, parent run) of the sweep, or None without a parent run (imported here: the
+    launching process imports MLflow only on this path)."""
+    from mlplab.tracking.store import get_client
+    from mlplab.tracking.sweep import read_parent_run
+
+    parent = read_parent_run(sweep_dir)
+    return None if parent is None else (get_client(parent["tracking_uri"]), parent)
+
+
+def _close_runs_of(client, parent: dict, pids: list[int], reason: str) -> list[str]:
+    """Close KILLED with `reason` the child runs of `parent` held by processes `pids` of
+    this host."""
+    from mlplab.tracking.stale import (
+        HOST_TAG,
+        PID_TAG,
+        close_with_reason,
+        left_by_a_dead_process,
+    )
+
+    wanted, host = {str(pid) for pid in pids}, socket.gethostname()
+    runs = client.search_runs(
+        [parent["experiment_id"]],
+        filter_string=f"tags.mlflow.parentRunId = '{parent['run_id']}'", max_results=1000)
+    closed = []
+    for run in runs:
+        tags = run.data.tags
+        if (tags.get(HOST_TAG) == host and tags.get(PID_TAG) in wanted
+                and left_by_a_dead_process(run)):
+            close_with_reason(client, run, "KILLED", {"stop_reason": reason})
+            closed.append(run.info.run_id)
+    return closed
+
+
+def _stop_and_wait(sweep_dir, name: str, timeout: float) -> list[int]:
     directory = Path(sweep_dir)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / STOP_FILE).write_text(name)
