@@ -10,7 +10,14 @@ import time
 
 import pytest
 
-from mlplab.signals import FORWARDED_STOP, FitSignals, job_signals, sigint_deferred, stopping
+from mlplab.signals import (
+    FORWARDED_STOP,
+    FitSignals,
+    clear_stop,
+    job_signals,
+    sigint_deferred,
+    stopping,
+)
 
 
 def deliver(signum) -> None:
@@ -71,3 +78,55 @@ def test_sigint_deferred_holds_ctrl_c_until_the_block_ends():
         steps.append("after the block")  # never reached: the held SIGINT is taken first
     assert steps == ["finished the step"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_job_that_watches_the_stop_file_stops_itself_once_it_appears(tmp_path):
+    """Ray's jobs (maybe on another host) are not signalled: their own thread sees `.stop`
+    and sends them the forwarded stop, which ends the job as the signal `.stop` names."""
+    from mlplab.multirun import stopping as sweep_stopping
+
+    reached_the_end = False
+    with sweep_stopping.sweep_job(tmp_path, own_process=True, pool_worker=False,
+                                  watch=True) as go:
+        assert go
+        marker = tmp_path / sweep_stopping.JOBS_DIR / str(os.getpid())
+        assert marker.read_text().split()[1:] == [sweep_stopping.WATCHES]
+        (tmp_path / sweep_stopping.STOP_FILE).write_text("SIGTERM")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the watcher interrupts this loop
+            time.sleep(0.05)
+        reached_the_end = True
+    assert not reached_the_end, "the job did not stop when the stop file appeared"
+    assert stopping() == "SIGTERM" and not marker.exists()
+    clear_stop()  # what stopped this job is not the next test's
+
+
+def test_stop_jobs_signals_only_the_jobs_of_this_host_that_do_not_watch(tmp_path):
+    """A marker of another host names no process here, and a watching job stops itself:
+    neither pid is sent the forwarded stop (SIGUSR1 would end these sleeps); this host's
+    job is. This host's watching job, which did not stop in time, is then killed; the
+    other host's pid is left alone."""
+    import socket
+    import subprocess
+
+    from mlplab.multirun import stopping as sweep_stopping
+
+    jobs = tmp_path / sweep_stopping.JOBS_DIR
+    jobs.mkdir()
+    sleeps = [subprocess.Popen(["sleep", "300"]) for _ in range(3)]
+    try:
+        here, watching, elsewhere = sleeps
+        (jobs / str(here.pid)).write_text(socket.gethostname())
+        (jobs / str(watching.pid)).write_text(f"{socket.gethostname()} watch")
+        (jobs / str(elsewhere.pid)).write_text("another-host")
+        left = sweep_stopping.stop_jobs(tmp_path, "SIGINT", timeout=1)
+        assert here.wait(timeout=30) == -FORWARDED_STOP
+        assert watching.wait(timeout=30) == -signal.SIGKILL  # not stopped in time
+        assert elsewhere.poll() is None
+        # waited for: their markers are there and their processes alive
+        assert sorted(left) == sorted([watching.pid, elsewhere.pid])
+        assert (tmp_path / sweep_stopping.STOP_FILE).read_text() == "SIGINT"
+    finally:
+        for process in sleeps:
+            process.kill()
+            process.wait()

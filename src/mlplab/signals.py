@@ -306,6 +306,19 @@ def install_sweep_handlers(sweep_dir: str | None, on_stop=None) -> None:
             signal.signal(signum, handler)
 
 
+def as_sweep_interrupted(error: KeyboardInterrupt) -> KeyboardInterrupt:
+    """`error`, or the `SweepInterrupted` the sweep's handler raised when code in between
+    replaced it by a plain KeyboardInterrupt (Ray's `ray.get`, which sees the exception
+    raised while it waits and raises one of its own)."""
+    if isinstance(error, SweepInterrupted):
+        return error
+    for signum in SIGNALS:
+        handler = signal.getsignal(signum) if _in_main_thread() else None
+        if isinstance(handler, _RaiseSweepInterrupted) and handler.received is not None:
+            return SweepInterrupted(handler.received, handler.sweep_dir)
+    return error
+
+
 def restore_sweep_handlers() -> None:
     """Undo `install_sweep_handlers` (only where its handler is still the one in place)."""
     if not _in_main_thread():

@@ -15,12 +15,16 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 from reliability_helpers import (
+    PYTHON,
     QUICK,
+    cli_env,
     metric_steps,
+    mlplab_command,
     rows,
     run_cli,
     run_tags,
@@ -138,11 +142,13 @@ def test_a_killed_run_is_closed_by_the_next_command_and_listed_as_stale(tmp_path
     proc = run_cli("runs", "--stale", "--format", "csv", "--tracking-uri", str(store),
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert run_id[:8] in proc.stdout and "FAILED" in proc.stdout
-    assert store_runs(store)[0]["status"] == "FAILED"
+    assert run_id[:8] in proc.stdout and "KILLED" in proc.stdout
+    # it left no word of how it ended: it vanished, as a SIGKILLed or OOM-killed run does
+    assert store_runs(store)[0]["status"] == "KILLED"
     tags = run_tags(store, run_id)
     assert tags["mlplab.stale"] == "true"
-    assert f"process {process.pid} on " in tags["stop_reason"]
+    assert tags["stop_reason"].startswith(f"process {process.pid} on "), tags
+    assert " is gone without closing this run" in tags["stop_reason"]
     assert metric_steps(store, run_id) == logged  # what was written before is kept
     # A run that ended by itself is not stale.
     finished = run_cli(*train_args(tmp_path, store, *QUICK, *XOR, "trainer.epochs=2",
@@ -151,6 +157,36 @@ def test_a_killed_run_is_closed_by_the_next_command_and_listed_as_stale(tmp_path
     listed = run_cli("runs", "--stale", "--format", "csv", "--tracking-uri", str(store),
                      cwd=tmp_path)
     assert len(listed.stdout.strip().splitlines()) == 2  # the header and the killed run
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_killed_sweep_has_its_parent_and_child_closed_by_the_next_command(tmp_path, store):
+    """The parent run records the launching process, as a child records its job's: when
+    that process is SIGKILLed mid-job, `mlplab runs` closes both, not the child alone."""
+    process = start_cli(*train_args(tmp_path, store, *QUICK, *LONG, "seed=0,1", sweep=True),
+                        cwd=tmp_path, log=tmp_path / "sweep.log")
+    try:
+        wait_for(lambda: store.exists() and rows(store, "SELECT COUNT(*) FROM metrics")[0][0]
+                 >= 2, 240, "the first job's metrics")
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        stop_group(process)
+    runs = store_runs(store)
+    [parent] = [r for r in runs if r["parent"] is None]
+    [child] = [r for r in runs if r["parent"] == parent["run_id"]]
+    assert parent["status"] == child["status"] == "RUNNING"
+    assert run_tags(store, parent["run_id"])["mlplab.pid"] == str(process.pid)
+
+    proc = run_cli("runs", "--tracking-uri", str(store), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for run in (parent, child):
+        [(status,)] = rows(store, "SELECT status FROM runs WHERE run_uuid = ?", run["run_id"])
+        assert status == "KILLED", run
+        tags = run_tags(store, run["run_id"])
+        assert tags["mlplab.stale"] == "true"
+        assert tags["stop_reason"].startswith(f"process {process.pid} on "), tags
 
 
 @contextlib.contextmanager
@@ -214,7 +250,95 @@ def test_a_full_disk_mid_run_is_one_line_and_the_next_command_closes_the_run(tmp
         (fs / "filler").unlink()
         proc = run_cli("runs", "--format", "csv", "--tracking-uri", str(db), cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
+        # FAILED with the reason it knew, written by itself or by that command
         assert store_runs(db)[0]["status"] == "FAILED"
         tags = run_tags(db, run_id)
-        assert "full disk" in tags.get("failure_reason", "") or tags.get("mlplab.stale") == "true"
+        assert "is on a full disk" in tags["failure_reason"], tags
+        assert metric_steps(db, run_id) == before
+
+
+@contextlib.contextmanager
+def unprivileged_dir():
+    """A directory owned by `nobody`, reachable by it (pytest's tmp_path is root's own),
+    and the command prefix that runs a process as `nobody` (root only: skip otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run the training as another user whose store can "
+                    "be made read-only (root writes through any permission)")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    import pwd
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' on this machine")
+    prefix = [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+              "--clear-groups"]
+    reach = subprocess.run([*prefix, PYTHON, "-c", "import mlplab, mlflow, hydra"],
+                           capture_output=True, text=True)
+    if reach.returncode != 0:
+        pytest.skip(f"user nobody cannot run mlplab from this checkout: "
+                    f"{reach.stderr.strip().splitlines()[-1:]}")
+    directory = Path(tempfile.mkdtemp(prefix="mlplab-ro-", dir="/tmp"))
+    try:
+        os.chown(directory, nobody.pw_uid, nobody.pw_gid)
+        yield directory, prefix, (nobody.pw_uid, nobody.pw_gid)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_store_made_read_only_mid_run_is_one_line_and_the_next_command_closes_the_run(
+        migrated_store):
+    """The training runs as `nobody` on a store it owns; mid-run the store's directory and
+    file become read-only (SQLite then cannot create its journal nor open the file for
+    writing). Its metrics so far stay; the command ends with status 2 and one line naming
+    the store; once writable again, the next command closes the run and lists it stale."""
+    with unprivileged_dir() as (tmp, as_nobody, (uid, gid)):
+        db = tmp / "mlflow.db"
+        shutil.copy(migrated_store, db)
+        state = tmp / "state"  # where the run leaves the close it could not write
+        state.mkdir()
+        for path in (db, state):
+            os.chown(path, uid, gid)
+        env = cli_env(HOME=str(tmp), MLPLAB_STATE_DIR=str(state))
+        handle = (tmp / "run.log").open("w")
+        process = subprocess.Popen(
+            [*as_nobody, *mlplab_command(*train_args(tmp, db, *QUICK, *LONG))], cwd=tmp,
+            stdout=handle, stderr=subprocess.STDOUT, text=True, env=env,
+            start_new_session=True)
+        try:
+            run_id = _wait_for_metrics(db, count=8)
+            db.chmod(0o444)
+            tmp.chmod(0o555)
+            status = process.wait(timeout=120)
+        finally:
+            stop_group(process)
+            handle.close()
+        log = (tmp / "run.log").read_text()
+        assert status == 2, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
+        assert log.strip().splitlines()[-1] == (
+            f"mlplab: error: tracking store {db} is read-only (attempt to write a readonly "
+            "database); valid choices: make the file and its directory writable, or give "
+            "another store"), log[-3000:]
+        before = metric_steps(db, run_id)
+        assert before["train_loss"], "the metrics written before the fault are kept"
+        assert store_runs(db)[0]["status"] == "RUNNING"  # it could not be closed
+
+        tmp.chmod(0o755)
+        db.chmod(0o644)
+        proc = run_cli("runs", "--stale", "--format", "csv", "--tracking-uri", str(db),
+                       cwd=tmp, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert run_id[:8] in proc.stdout
+        # closed with what the run knew: FAILED, the store's reason
+        assert store_runs(db)[0]["status"] == "FAILED"
+        tags = run_tags(db, run_id)
+        assert tags["mlplab.stale"] == "true", tags
+        assert f"tracking store {db} is read-only" in tags["failure_reason"], tags
+        assert tags["stop_reason"].startswith(tags["failure_reason"]), tags
+        assert "could not write this to the store" in tags["stop_reason"], tags
+        assert not list(state.glob("unclosed/*.json")), "the left close is used once"
         assert metric_steps(db, run_id) == before

@@ -16,6 +16,7 @@ import pytest
 from reliability_helpers import (
     QUICK,
     artifact_dir,
+    cli_env,
     rows,
     run_tags,
     start_cli,
@@ -26,6 +27,7 @@ from reliability_helpers import (
 
 from mlplab.signals import EXIT_STATUS
 from polling import wait_for
+from ray_head import start_head, stop_head
 
 LONG_JOBS = (*QUICK, "dataset=xor", "dataset.split=ordered", "trainer.epochs=200000",
              "trainer.log_every=50", "seed=0,1,2")
@@ -124,6 +126,37 @@ def test_a_signal_to_a_parallel_sweep_ends_every_running_child_killed(tmp_path, 
     the checkpoint of the epoch it stopped at; no job starts after the signal; the parent
     is closed with the signal in its stop_reason."""
     overrides, at_once = LAUNCHERS[launcher]
+    stop_a_sweep_and_check_it(tmp_path, store, overrides, at_once, signum, target)
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """A real Ray head on 127.0.0.1 with 2 CPUs: two of the three jobs run at once."""
+    address, process, temp_dir = start_head(num_cpus=2)
+    yield address
+    stop_head(process, temp_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("signum, target", [
+    pytest.param(signal.SIGINT, "process", id="SIGINT-process"),
+    pytest.param(signal.SIGTERM, "process", id="SIGTERM-process"),
+    pytest.param(signal.SIGINT, "group", id="SIGINT-group"),
+    pytest.param(signal.SIGTERM, "group", id="SIGTERM-group"),
+])
+def test_a_signal_to_a_ray_sweep_ends_every_running_child_killed(tmp_path, store, ray_address,
+                                                                 signum, target):
+    """The same under `hydra/launcher=ray`, joining a head of its own: each running job
+    (a Ray worker, in the head's process group, not the launching process's) sees the
+    sweep's stop file and ends KILLED with its checkpoint; the queued third job never
+    starts a run."""
+    overrides = ["hydra/launcher=ray", f"hydra.launcher.ray.init.address={ray_address}"]
+    stop_a_sweep_and_check_it(tmp_path, store, overrides, 2, signum, target)
+
+
+def stop_a_sweep_and_check_it(tmp_path, store, overrides, at_once, signum, target) -> None:
+    """Start the long sweep, signal it once `at_once` jobs train, and check what it left."""
     process = start_sweep(tmp_path, store, *overrides)
     try:
         wait_for(lambda: children_training(store, at_once), 240, f"{at_once} jobs to train")
@@ -152,3 +185,42 @@ def test_a_signal_to_a_parallel_sweep_ends_every_running_child_killed(tmp_path, 
     last = log.strip().splitlines()[-1]
     assert last == ("mlplab: error: sweep stopped; the runs it finished are kept and its "
                     f"parent run is closed with a stop_reason tag ({signum.name})")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_job_that_does_not_stop_is_killed_and_its_run_closed_by_the_launching_process(
+        tmp_path, store):
+    """A job that cannot take the stop (here: SIGSTOPped, as a job hung in I/O would be)
+    is killed once the launching process has waited `MLPLAB_STOP_WAIT_SECONDS` for it,
+    and its run closed KILLED saying so, not left RUNNING for a later stale-run check."""
+    sweep_dir = tmp_path / "hydra-sweep"
+    process = start_cli(*train_args(tmp_path, store, *LONG_JOBS, "hydra/launcher=joblib",
+                                    "hydra.launcher.n_jobs=2", sweep=True),
+                        cwd=tmp_path, log=tmp_path / "sweep.log",
+                        env=cli_env(MLPLAB_STOP_WAIT_SECONDS="5"))
+    try:
+        wait_for(lambda: children_training(store, 2), 240, "2 jobs to train")
+        pids = {path.name for path in (sweep_dir / ".jobs").glob("*")}
+        held = {run_tags(store, child["run_id"])["mlplab.pid"]: child["run_id"]
+                for child in parent_and_children(store)[1]}
+        [hung] = sorted(pids & set(held))[:1]
+        os.kill(int(hung), signal.SIGSTOP)
+        send(process, signal.SIGTERM, "process")
+        status = process.wait(timeout=200)
+    finally:
+        stop_group(process)
+    log = (tmp_path / "sweep.log").read_text()
+    assert status == 143, log[-3000:]
+    parent, children = parent_and_children(store)
+    assert len(children) == 2 and all(c["status"] == "KILLED" for c in children), children
+    for child in children:
+        reason = run_tags(store, child["run_id"])["stop_reason"]
+        if child["run_id"] == held[hung]:
+            assert reason == ("killed by the sweep's launching process: it did not stop "
+                              "within 5 s of SIGTERM")
+        else:
+            assert reason.startswith("interrupted by SIGTERM"), reason
+    assert run_tags(store, parent["run_id"])["stop_reason"] == (
+        "the sweep stopped early (interrupted by SIGTERM)")
+    assert log.strip().splitlines()[-1].startswith("mlplab: error: sweep stopped")

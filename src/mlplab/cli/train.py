@@ -26,7 +26,7 @@ from mlplab.job import JobOutcome, context_from_hydra, run_job
 from mlplab.multirun.callbacks import close_unfinished_sweep
 from mlplab.multirun.progress import note_job_outcome, stop_live_lines
 from mlplab.multirun.stopping import sweep_job
-from mlplab.multirun.sweeps import local_process_launcher, stops_on_signal
+from mlplab.multirun.sweeps import local_process_launcher, stops_on_signal, watches_stop_file
 from mlplab.private_api import hydra_args_parser, hydra_errors_raised
 from mlplab.signals import EXIT_STATUS, SweepInterrupted, signal_of_killed_run
 from mlplab.tracking.store import resolve_tracking_uri
@@ -48,9 +48,11 @@ def run_task(cfg: DictConfig, report: JobReport) -> float:
     """One Hydra job: run it, note its outcome in `report`, return the value a sweeper
     optimises (NaN for a job of a stopping sweep, which runs nothing)."""
     context = context_from_hydra()
-    pool = local_process_launcher(HydraConfig.get()) if context.sweep_dir else None
-    with sweep_job(context.sweep_dir, own_process=pool is not None,
-                   pool_worker=bool(pool)) as go:
+    hydra_cfg = HydraConfig.get()
+    pool = local_process_launcher(hydra_cfg) if context.sweep_dir else None
+    watch = context.sweep_dir is not None and watches_stop_file(hydra_cfg)
+    with sweep_job(context.sweep_dir, own_process=pool is not None or watch,
+                   pool_worker=bool(pool), watch=watch) as go:
         if go:
             return _run_task(cfg, context, report)
     return math.nan

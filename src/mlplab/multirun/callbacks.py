@@ -32,13 +32,14 @@ from mlplab.multirun import progress, stopping
 from mlplab.multirun.sweeps import (
     SUBMITIT_LOCAL_LAUNCHER,
     grid_sweep,
-    local_process_launcher,
+    jobs_elsewhere,
     logger_enabled,
 )
 from mlplab.multirun.verdict import print_verdict
 from mlplab.multirun.worker_pool import call_in_pool, grid_size, start_warm_up
 from mlplab.private_api import local_controllers_ignore_sigint
 from mlplab.signals import install_sweep_handlers, restore_sweep_handlers
+from mlplab.tracking.stale import process_tags
 from mlplab.tracking.store import git_commit, resolve_tracking_uri
 from mlplab.tracking.sweep import (
     claim_open_parent,
@@ -66,7 +67,7 @@ class StopSweepOnSignal(Callback):
     """`hydra.callbacks.stop_on_signal._target_: mlplab.multirun.callbacks.StopSweepOnSignal`.
 
     Only while a grid sweep runs, and only where Python's default handlers are in place.
-    Under a launcher whose jobs run in other processes of this machine, the running jobs
+    Under a launcher whose jobs run in other processes (of this machine, or Ray's), the running jobs
     are stopped first and their runs closed KILLED (`mlplab.multirun.stopping`); the
     exception then stops the launcher's wait, and the parent run is closed as stopped
     early.
@@ -76,7 +77,7 @@ class StopSweepOnSignal(Callback):
         if grid_sweep(config.hydra):
             sweep_dir = str(config.hydra.sweep.dir)
             stopping.start(sweep_dir)
-            elsewhere = local_process_launcher(config.hydra) is not None
+            elsewhere = jobs_elsewhere(config.hydra)
             if OmegaConf.select(config.hydra, "launcher._target_") == SUBMITIT_LOCAL_LAUNCHER:
                 local_controllers_ignore_sigint()
             install_sweep_handlers(sweep_dir, functools.partial(stopping.stop_jobs, sweep_dir)
@@ -140,7 +141,10 @@ class MlflowSweepCallback(Callback):
             "experiment": name, "run_name": f"{name}/sweep {sweep_dir.name}",
             "tags": {"git_commit": git_commit(), "overrides": overrides,
                      "mlflow.source.name": "mlplab",
-                     "mlplab.sweep_dir": str(sweep_dir.resolve()), "mlplab.role": "sweep"}}
+                     "mlplab.sweep_dir": str(sweep_dir.resolve()), "mlplab.role": "sweep",
+                     # this process holds the parent (even when a pool's worker creates
+                     # it): if it dies, the stale-run check closes the parent too
+                     **process_tags()}}
         parent = call_in_pool(config, open_parent_run, request)
         plots = OmegaConf.select(config, "logger.plots", default=True)
         summary = {"monitor": self.monitor or _first(config, MONITOR_KEYS, None),

@@ -23,13 +23,23 @@ jobs read `<sweep dir>/mlflow_parent_run.json`, so the sweep directory and the t
 store must be reachable from every node (a shared file system, an MLflow server).
 `<sweep dir>/.ray/<job>.attempts` counts each job's attempts; the launcher logs where each
 job ran (node, pid) and how many attempts it took.
+
+SIGINT or SIGTERM to the launching process (or its process group) stops a grid sweep as
+under the local launchers (`mlplab.multirun.stopping`): the launching process writes the
+sweep's stop file, each running job (watching that file, on whichever node it runs) ends
+its fit at the epoch's end, checkpoints and closes its run KILLED, and once they have
+ended the jobs still queued are cancelled (one that starts meanwhile sees the stop file
+and runs nothing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +58,7 @@ from omegaconf import OmegaConf, open_dict
 
 from mlplab.config.compose import RAY_HINT
 from mlplab.errors import ConfigError
+from mlplab.signals import SIGNALS, as_sweep_interrupted
 from mlplab.tracking.stale import close_with_reason, left_by_a_dead_process
 from mlplab.tracking.store import get_client
 from mlplab.tracking.sweep import read_parent_run
@@ -94,6 +105,22 @@ def use_cluster_token() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
+@contextlib.contextmanager
+def _signal_handlers_kept():
+    """Keep this process's SIGINT and SIGTERM handlers across the block: `ray.init` puts
+    its own in place (a SIGTERM handler that exits with status 1, and a C-level one that
+    logs a stack), which would end the sweep without stopping its jobs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
 def _count_attempt(sweep_dir: str, job_num: int) -> int:
     """Record one more attempt of job `job_num`; return how many there have been."""
     directory = Path(sweep_dir) / ATTEMPTS_DIR
@@ -127,9 +154,11 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    if not ray.is_initialized():
+    ours = not ray.is_initialized()
+    if ours:
         log.info("Connecting to Ray (%s)", arguments.get("address") or "a new local instance")
-        ray.init(**arguments)
+        with _signal_handlers_kept():
+            ray.init(**arguments)
     remote_cfg = launcher.ray_cfg.get("remote")
     options = OmegaConf.to_container(remote_cfg, resolve=True) if remote_cfg else {}
     task = ray.remote(**options)(run_in_worker) if options else ray.remote(run_in_worker)
@@ -143,6 +172,29 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
             sweep_config.hydra.job.num = idx
         pending.append((idx, list(overrides), task.remote(
             context, sweep_config, launcher.task_function, Singleton.get_state())))
+    try:
+        results, retried = _collect(ray, pending)
+    except KeyboardInterrupt as error:
+        # A signal stopped the sweep (`mlplab.multirun.callbacks.StopSweepOnSignal`): the
+        # running jobs have closed their runs KILLED by now; no job still queued may start.
+        for _, _, ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+        if ours:  # the workers' log lines stop here, not after the sweep's last line
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+        stop = as_sweep_interrupted(error)
+        if stop is error:
+            raise
+        raise stop from None
+    if retried:
+        close_lost_attempts(str(sweep_dir), retried)
+    return results
+
+
+def _collect(ray, pending) -> tuple[list[JobReturn], list[list[str]]]:
+    """Each job's JobReturn, in order, and the overrides of the jobs Ray ran more than once
+    (or lost for good)."""
     results, retried = [], []
     for idx, overrides, ref in pending:
         try:
@@ -158,9 +210,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
         if where["attempt"] > 1:
             retried.append(overrides)
         results.append(result)
-    if retried:
-        close_lost_attempts(str(sweep_dir), retried)
-    return results
+    return results, retried
 
 
 def close_lost_attempts(sweep_dir: str, retried: list[list[str]]) -> list[str]:

@@ -13,12 +13,16 @@ LOCAL_PARALLEL_LAUNCHER = "hydra_plugins.mlplab_local_launcher.local_launcher.Lo
 # joblib launcher's settings and pool with its own way of handing out jobs).
 JOBLIB_POOL_LAUNCHERS = (JOBLIB_LAUNCHER, LOCAL_PARALLEL_LAUNCHER)
 SUBMITIT_LOCAL_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+RAY_LAUNCHER = "hydra_plugins.mlplab_ray_launcher.ray_launcher.RayLauncher"
 # Launchers whose jobs run in other processes of this machine, which the launching process
 # stops itself on a signal (`mlplab.multirun.stopping`); the joblib ones reuse a worker
 # process for job after job. (SLURM jobs are cancelled through SLURM instead.)
 LOCAL_PROCESS_LAUNCHERS = {JOBLIB_LAUNCHER: True, LOCAL_PARALLEL_LAUNCHER: True,
                            SUBMITIT_LOCAL_LAUNCHER: False}
-
+# Launchers whose jobs run in processes of their own, possibly on other machines (Ray's
+# workers): each job watches the sweep's stop file itself, as no pid of it means anything
+# to the launching process's host.
+WATCHING_LAUNCHERS = {RAY_LAUNCHER}
 
 def logger_enabled(config: DictConfig) -> bool:
     name = OmegaConf.select(config, "logger.name", default="mlflow")
@@ -42,3 +46,15 @@ def local_process_launcher(hydra: DictConfig) -> bool | None:
     whether its processes run one job after another (a pool)."""
     return LOCAL_PROCESS_LAUNCHERS.get(OmegaConf.select(hydra, "launcher._target_",
                                                         default=None))
+
+
+def jobs_elsewhere(hydra: DictConfig) -> bool:
+    """Whether the `hydra` node's launcher runs each job outside the launching process in a
+    way `mlplab.multirun.stopping` can stop: a local process launcher, or Ray."""
+    target = OmegaConf.select(hydra, "launcher._target_", default=None)
+    return target in LOCAL_PROCESS_LAUNCHERS or target in WATCHING_LAUNCHERS
+
+
+def watches_stop_file(hydra: DictConfig) -> bool:
+    """Whether the `hydra` node's launcher is one whose jobs watch the stop file (Ray)."""
+    return OmegaConf.select(hydra, "launcher._target_", default=None) in WATCHING_LAUNCHERS

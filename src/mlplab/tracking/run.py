@@ -28,7 +28,7 @@ import numpy as np
 from mlplab.errors import ConfigError, DataError
 from mlplab.signals import clear_stop, note_stop, stopping
 from mlplab.tracking.params import MAX_PARAM_LENGTH, flatten_params, param_text
-from mlplab.tracking.stale import process_tags
+from mlplab.tracking.stale import leave_close, process_tags
 from mlplab.tracking.store import copy_artifacts, ensure_experiment, get_client, git_commit
 from mlplab.tracking.store_errors import store_error_line
 from mlplab.yaml_text import config_yaml
@@ -210,8 +210,12 @@ class MlflowRun:
             try:
                 step()
             except Exception as error:
-                log.warning("could not close MLflow run %s as %s: %s", self.run_id, status,
-                            store_error_line(error, self.tracking_uri) or _first_line(error))
+                line = store_error_line(error, self.tracking_uri) or _first_line(error)
+                log.warning("could not close MLflow run %s as %s: %s", self.run_id, status, line)
+                if step is not self.flush:  # for the stale-run check of the next command
+                    left = tags if status != "FINISHED" else {"failure_reason": line}
+                    leave_close(self.run_id, "FAILED" if status == "FINISHED" else status,
+                                left)
         self.status = status
         return False
 
