@@ -23,9 +23,9 @@ from cluster_helpers import (
     parent_and_children,
     runs_of,
 )
-from ray_head import start_head, stop_head, worker_pids
 
 from polling import wait_for
+from ray_head import start_head, stop_head, worker_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 

@@ -92,7 +92,8 @@ def test_processes_creating_one_new_store_together_all_succeed(tmp_path):
     assert sorted(r.info.run_name for r in runs) == [f"opener-{i}" for i in range(4)]
 
 
-def test_a_sqlite_store_is_put_in_write_ahead_log_mode_once(tmp_path):
+def test_a_new_sqlite_store_is_put_in_write_ahead_log_mode(tmp_path):
+    import shutil
     import sqlite3
 
     from mlplab.tracking.store import use_write_ahead_log
@@ -100,8 +101,13 @@ def test_a_sqlite_store_is_put_in_write_ahead_log_mode_once(tmp_path):
     path = tmp_path / "fresh.db"
     get_client(f"sqlite:///{path}")  # created by this process: in WAL mode from the start
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    # An existing store in SQLite's default mode is switched; one another connection is
-    # writing to keeps its mode and says so (the next process to open it asks again).
+    # An existing store keeps its mode when a process opens it.
+    existing = tmp_path / "existing.db"
+    shutil.copy(path, existing)
+    sqlite3.connect(existing).execute("PRAGMA journal_mode=DELETE").fetchone()
+    get_client(f"sqlite:///{existing}")
+    assert sqlite3.connect(existing).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    # The switch: a store another connection is writing to keeps its mode and says so.
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
     writer = sqlite3.connect(other, isolation_level=None)
