@@ -199,7 +199,8 @@ class _SavedModel:
 
     @classmethod
     def read(cls, path: Path) -> _SavedModel:
-        description = yaml.load((path / "MLmodel").read_text(), Loader=_YAML_LOADER)
+        description = yaml.load((path / "MLmodel").read_text(),  # plain data only
+                                Loader=yaml.CSafeLoader if _LIBYAML else yaml.SafeLoader)
         example_info = description.get("saved_input_example_info") or {}
         skipped = {"MLmodel", example_info.get("artifact_path"),
                    example_info.get("serving_input_path")}
@@ -216,8 +217,8 @@ class _SavedModel:
 
 # PyYAML's libyaml parser and emitter where PyYAML has them: MLflow reads and writes MLmodel
 # files with the pure-Python ones, several milliseconds a file.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_LIBYAML = hasattr(yaml, "CSafeLoader")
+_YAML_DUMPER = yaml.CSafeDumper if _LIBYAML else yaml.SafeDumper
 
 
 def _write_mlmodel(description, path: Path) -> None:
