@@ -162,9 +162,9 @@ def _save_job_configs(directory: Path, task_cfg, hydra_node, overrides: list) ->
     (directory / "overrides.yaml").write_text(config_yaml(overrides), encoding="utf-8")
 
 
-# The job logging this worker set up last: (its config without log file names, the file
-# handlers' names). Process state of a worker that runs job after job.
-_JOB_LOG: list = [None, None]
+# The job logging this worker set up last, without its log file names. Process state of a
+# worker that runs job after job.
+_JOB_LOG: list = [None]
 
 
 def _configure_job_log(config: DictConfig) -> None:
@@ -185,7 +185,7 @@ def _configure_job_log(config: DictConfig) -> None:
             _reopen(handler, filename)
     else:
         configure_log(config.hydra.job_logging, config.hydra.verbose)
-    _JOB_LOG[:] = [shape, files]
+    _JOB_LOG[0] = shape
 
 
 def _reopen(handler: logging.FileHandler, filename: str) -> None:
