@@ -121,3 +121,29 @@ def test_a_new_sqlite_store_is_put_in_write_ahead_log_mode(tmp_path):
     assert use_write_ahead_log(other)
     assert sqlite3.connect(other).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
+
+
+def test_connections_to_a_write_ahead_log_store_commit_without_fsync(tmp_path):
+    """Once a process has opened a SQLite store, each SQLAlchemy connection it makes (MLflow's
+    engines are SQLAlchemy's) to a store in WAL mode has synchronous=NORMAL (1); one to a
+    store in SQLite's default journal mode keeps FULL (2), which that mode needs."""
+    import sqlite3
+
+    from sqlalchemy import create_engine, text
+
+    wal = tmp_path / "wal.db"
+    get_client(f"sqlite:///{wal}")
+    plain = tmp_path / "plain.db"
+    sqlite3.connect(plain).execute("CREATE TABLE t (x)").connection.commit()
+    assert sqlite3.connect(plain).execute("PRAGMA synchronous").fetchone()[0] == 2
+
+    def synchronous(path):
+        engine = create_engine(f"sqlite:///{path}")
+        try:
+            with engine.connect() as connection:
+                return connection.execute(text("PRAGMA synchronous")).scalar()
+        finally:
+            engine.dispose()
+
+    assert synchronous(wal) == 1
+    assert synchronous(plain) == 2
