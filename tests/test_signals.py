@@ -13,6 +13,7 @@ import pytest
 from mlplab.signals import (
     FORWARDED_STOP,
     FitSignals,
+    StopRequest,
     clear_stop,
     job_signals,
     sigint_deferred,
@@ -130,3 +131,21 @@ def test_stop_jobs_signals_only_the_jobs_of_this_host_that_do_not_watch(tmp_path
         for process in sleeps:
             process.kill()
             process.wait()
+
+
+class _SignalledWhileCollected:
+    """An object whose `__del__` receives a SIGINT: Python raises the KeyboardInterrupt in
+    `__del__`, prints "Exception ignored" and carries on, as it does in weakref callbacks."""
+
+    def __del__(self):
+        deliver(signal.SIGINT)
+
+
+def test_a_ctrl_c_that_python_swallows_still_stops_an_optuna_sweep():
+    stop = StopRequest()
+    with stop.handling_sigterm():
+        _SignalledWhileCollected()  # collected at once: the interrupt is lost in __del__
+        assert stop.signal_name == "SIGINT"  # so the sweep stops after its running batch
+        with pytest.raises(KeyboardInterrupt):  # and elsewhere Ctrl-C stops at once
+            deliver(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

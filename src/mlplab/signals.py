@@ -9,7 +9,9 @@ sweep, and the exit statuses they end with.
   the Hydra callback `mlplab.multirun.callbacks.StopSweepOnSignal` turns a SIGTERM between
   jobs into the same exception.
 - An Optuna sweep (`StopRequest`): the first SIGTERM lets the running batch finish, then
-  the sweep stops; Ctrl-C or a second SIGTERM stops at once (see `mlplab.search.sweeper`).
+  the sweep stops; Ctrl-C or a second SIGTERM stops at once (see `mlplab.search.sweeper`),
+  and a Ctrl-C whose KeyboardInterrupt Python drops (raised in a `__del__` or a weakref
+  callback) stops it after the running batch.
 - A SLURM job warned of its time limit (SIGUSR2): `stop_as_on_sigterm` stops it as SIGTERM
   would, before submitit requeues it (see `mlplab.multirun.slurm_job`).
 
@@ -222,7 +224,7 @@ def signal_of_killed_run(reason: str | None) -> str:
 
 
 class StopRequest:
-    """Remembers the first SIGTERM so a sweep can stop between batches."""
+    """Remembers the first SIGTERM (and a SIGINT) so a sweep can stop between batches."""
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
@@ -251,9 +253,31 @@ class StopRequest:
 
         signal.signal(signal.SIGTERM, handle)
         try:
-            yield
+            with self._remembering_sigint():
+                yield
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    @contextlib.contextmanager
+    def _remembering_sigint(self):
+        """Within the block, SIGINT raises KeyboardInterrupt as Python's own handler does,
+        after setting the request. Python raises it in whatever code runs when the signal
+        comes, and where that is a weakref callback or a `__del__` (the garbage collector
+        runs them anywhere) it only prints "Exception ignored" and carries on: the sweep
+        then still stops after the running batch (default handler only)."""
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield
+            return
+
+        def handle(signum, frame):
+            self.request("SIGINT")
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextlib.contextmanager
