@@ -14,8 +14,12 @@ from mlplab.signals import (
     FORWARDED_STOP,
     FitSignals,
     StopRequest,
+    SweepInterrupted,
     clear_stop,
+    install_sweep_handlers,
     job_signals,
+    pending_sweep_stop,
+    restore_sweep_handlers,
     sigint_deferred,
     stopping,
 )
@@ -149,3 +153,22 @@ def test_a_ctrl_c_that_python_swallows_still_stops_an_optuna_sweep():
         with pytest.raises(KeyboardInterrupt):  # and elsewhere Ctrl-C stops at once
             deliver(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_signal_that_python_swallows_still_stops_a_grid_sweep_before_its_next_job():
+    from mlplab.multirun.callbacks import StopSweepOnSignal
+
+    install_sweep_handlers("/some/sweep")
+    try:
+        assert pending_sweep_stop() is None
+        StopSweepOnSignal().on_job_start(config=None)  # no signal yet: the job starts
+        _SignalledWhileCollected()  # the SweepInterrupted is lost in __del__
+        stop = pending_sweep_stop()
+        assert isinstance(stop, SweepInterrupted)
+        assert (stop.signal_name, stop.sweep_dir) == ("SIGINT", "/some/sweep")
+        with pytest.raises(SweepInterrupted, match="SIGINT"):
+            StopSweepOnSignal().on_job_start(config=None)
+    finally:
+        restore_sweep_handlers()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert pending_sweep_stop() is None

@@ -159,10 +159,12 @@ class _RaiseSweepInterrupted:
 
     def __call__(self, signum, frame):
         name = signal.Signals(signum).name
-        if self.received is None and self.on_stop is not None:
+        if self.received is None:  # kept for `pending_sweep_stop` too
             self.received = name
-            self.on_stop(name)
-        raise SweepInterrupted(self.received or name, self.sweep_dir)
+            if self.on_stop is not None:
+                self.on_stop(name)
+        raise SweepInterrupted(self.received if self.on_stop is not None else name,
+                               self.sweep_dir)
 
 
 def _forwarded_stop(read_name):
@@ -341,6 +343,19 @@ def as_sweep_interrupted(error: KeyboardInterrupt) -> KeyboardInterrupt:
         if isinstance(handler, _RaiseSweepInterrupted) and handler.received is not None:
             return SweepInterrupted(handler.received, handler.sweep_dir)
     return error
+
+
+def pending_sweep_stop() -> SweepInterrupted | None:
+    """The stop of a grid sweep whose handler (`install_sweep_handlers`) took a signal, or
+    None. Python raises the handler's exception in whatever code runs when the signal comes,
+    and drops it where that is a `__del__` or a weakref callback (the garbage collector
+    runs them anywhere): the sweep asks this before each job so that the signal still
+    stops it."""
+    for signum in SIGNALS:
+        handler = signal.getsignal(signum) if _in_main_thread() else None
+        if isinstance(handler, _RaiseSweepInterrupted) and handler.received is not None:
+            return SweepInterrupted(handler.received, handler.sweep_dir)
+    return None
 
 
 def restore_sweep_handlers() -> None:

@@ -38,7 +38,11 @@ from mlplab.multirun.sweeps import (
 from mlplab.multirun.verdict import print_verdict
 from mlplab.multirun.worker_pool import call_in_pool, grid_size, start_warm_up
 from mlplab.private_api import local_controllers_ignore_sigint
-from mlplab.signals import install_sweep_handlers, restore_sweep_handlers
+from mlplab.signals import (
+    install_sweep_handlers,
+    pending_sweep_stop,
+    restore_sweep_handlers,
+)
 from mlplab.tracking.stale import process_tags
 from mlplab.tracking.store import git_commit, resolve_tracking_uri
 from mlplab.tracking.sweep import (
@@ -70,7 +74,8 @@ class StopSweepOnSignal(Callback):
     Under a launcher whose jobs run in other processes (of this machine, or Ray's), the running jobs
     are stopped first and their runs closed KILLED (`mlplab.multirun.stopping`); the
     exception then stops the launcher's wait, and the parent run is closed as stopped
-    early.
+    early. A signal whose exception Python dropped (raised inside a `__del__` or a weakref
+    callback) stops the sweep before its next job in this process.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
@@ -82,6 +87,11 @@ class StopSweepOnSignal(Callback):
                 local_controllers_ignore_sigint()
             install_sweep_handlers(sweep_dir, functools.partial(stopping.stop_jobs, sweep_dir)
                                    if elsewhere else None)
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        stop = pending_sweep_stop()  # a signal whose exception Python dropped
+        if stop is not None:
+            raise stop
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         restore_sweep_handlers()
