@@ -204,9 +204,18 @@ class SweepProgress(Callback):
         job = config.hydra.job
         progress.write_state(config.hydra.sweep.dir, job.num, "running", name=job.override_dirname)
 
+    def __getstate__(self) -> dict:
+        # Launchers send the callbacks to their workers; the line is drawn here only.
+        return {**self.__dict__, "line": None}
+
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         if not _in_a_sweep(config):
             return
+        self._record_end(config, job_return)
+        if self.line is not None:  # a job of this process (the basic launcher)
+            self.line.refresh()
+
+    def _record_end(self, config: DictConfig, job_return) -> None:
         sweep_dir, num = config.hydra.sweep.dir, config.hydra.job.num
         if (progress.read_state(sweep_dir, num) or {}).get("state") != "running":
             return  # the task recorded how its run ended

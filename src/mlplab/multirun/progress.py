@@ -128,10 +128,18 @@ class LiveLine:
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
-            self._attach()
-            states = read_states(self.sweep_dir)
-            if states:
-                self.draw(summary_line(states, self.monitor, self.mode, self.total))
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Draw the line from the jobs' states now (the thread does it every POLL_SECONDS;
+        a job ending in this process does it at once, so that a sweep of jobs shorter than
+        that still shows its progress). Nothing once the line is stopped."""
+        if self._stop.is_set():
+            return
+        self._attach()
+        states = read_states(self.sweep_dir)
+        if states:
+            self.draw(summary_line(states, self.monitor, self.mode, self.total))
 
     def draw(self, text: str) -> None:
         with self._lock:
