@@ -332,19 +332,6 @@ def install_sweep_handlers(sweep_dir: str | None, on_stop=None) -> None:
             signal.signal(signum, handler)
 
 
-def as_sweep_interrupted(error: KeyboardInterrupt) -> KeyboardInterrupt:
-    """`error`, or the `SweepInterrupted` the sweep's handler raised when code in between
-    replaced it by a plain KeyboardInterrupt (Ray's `ray.get`, which sees the exception
-    raised while it waits and raises one of its own)."""
-    if isinstance(error, SweepInterrupted):
-        return error
-    for signum in SIGNALS:
-        handler = signal.getsignal(signum) if _in_main_thread() else None
-        if isinstance(handler, _RaiseSweepInterrupted) and handler.received is not None:
-            return SweepInterrupted(handler.received, handler.sweep_dir)
-    return error
-
-
 def pending_sweep_stop() -> SweepInterrupted | None:
     """The stop of a grid sweep whose handler (`install_sweep_handlers`) took a signal, or
     None. Python raises the handler's exception in whatever code runs when the signal comes,
@@ -356,6 +343,15 @@ def pending_sweep_stop() -> SweepInterrupted | None:
         if isinstance(handler, _RaiseSweepInterrupted) and handler.received is not None:
             return SweepInterrupted(handler.received, handler.sweep_dir)
     return None
+
+
+def as_sweep_interrupted(error: KeyboardInterrupt) -> KeyboardInterrupt:
+    """`error`, or the `SweepInterrupted` the sweep's handler raised when code in between
+    replaced it by a plain KeyboardInterrupt (Ray's `ray.get`, which sees the exception
+    raised while it waits and raises one of its own)."""
+    if isinstance(error, SweepInterrupted):
+        return error
+    return pending_sweep_stop() or error
 
 
 def restore_sweep_handlers() -> None:
