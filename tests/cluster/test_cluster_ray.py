@@ -29,7 +29,7 @@ from ray_head import start_head, stop_head, worker_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
-EPOCHS = 100_000
+EPOCHS = 200_000
 GRID = ["optimizer.lr=0.01,0.02,0.05,0.1", "seed=0,1"]
 
 
@@ -75,9 +75,10 @@ def test_grid_sweep_on_a_ray_head_into_the_postgresql_backed_server(
 
 def test_a_job_whose_worker_dies_runs_again_in_a_new_one(tmp_path, ray_address, mlflow_server):
     experiment = experiment_name("ray-retry")
-    # Long enough to be caught mid-training: metrics reach the store every 5 s (the run's
-    # flush interval), and 100k epochs of this tiny network train for about 20 s, so the
-    # kill lands well before the run ends (1500 epochs ended inside the first flush).
+    # Long enough to be caught mid-job: 200k epochs of this tiny network train for 10-40 s
+    # (CPU-dependent), and the job counts as started once its run is RUNNING in the store,
+    # which is within a second of the worker starting. Waiting for its first metrics instead
+    # would wait for the run's 5 s flush, and a fast CPU finished 100k epochs about then.
     overrides = ["dataset.n_samples=200", f"trainer.epochs={EPOCHS}", "trainer.log_every=1000",
                  "logger.log_model=false", "logger.plots=false", "seed=0,1"]
     log = (tmp_path / "sweep.log").open("w")
@@ -86,14 +87,14 @@ def test_a_job_whose_worker_dies_runs_again_in_a_new_one(tmp_path, ray_address, 
                                stderr=subprocess.STDOUT)
     sweep_dir = tmp_path / "multirun"
 
-    def job_0_training():
+    def job_0_started():
         assert process.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
         return worker_pids(sweep_dir, 0) and any(
             r.info.status == "RUNNING" and r.data.params.get("seed") == "0"
-            and "train_loss" in r.data.metrics for r in runs_of(experiment))
+            for r in runs_of(experiment))
 
     try:
-        wait_for(job_0_training, 600, "job 0 training", interval=0.2)
+        wait_for(job_0_started, 600, "job 0 started", interval=0.2)
         [first] = worker_pids(sweep_dir, 0)
         os.kill(first, signal.SIGKILL)  # as the OOM killer or a lost node would
         status = process.wait(timeout=900)
