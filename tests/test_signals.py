@@ -172,3 +172,33 @@ def test_a_signal_that_python_swallows_still_stops_a_grid_sweep_before_its_next_
         restore_sweep_handlers()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert pending_sweep_stop() is None
+
+
+def test_a_signal_python_swallows_while_jobs_run_elsewhere_ends_the_sweep_as_stopped(tmp_path):
+    """Under a launcher whose jobs run in other processes, the launching process waits in
+    the launcher's code when the signal comes; if Python drops the exception there, the
+    jobs are stopped all the same (the handler's on_stop) and the sweep's end reports the
+    stop instead of a verdict, so the CLI closes the parent as stopped and exits non-zero."""
+    from omegaconf import OmegaConf
+
+    from mlplab.multirun.callbacks import MlflowSweepCallback, StopSweepOnSignal
+    from mlplab.tracking.sweep import read_parent_run, write_parent_file
+
+    stopped = []
+    write_parent_file(tmp_path, {"run_id": "r", "experiment_id": "1", "tracking_uri": "x",
+                                 "summary": {}, "closed": False})
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    install_sweep_handlers(str(tmp_path), stopped.append)
+    try:
+        _SignalledWhileCollected()  # the SweepInterrupted is lost in __del__
+        assert stopped == ["SIGINT"]  # the running jobs were told to stop
+        # Hydra calls the sweep's end callbacks last-first: the verdict's, then the signal's.
+        MlflowSweepCallback().on_multirun_end(config=config)
+        assert read_parent_run(tmp_path)["closed"] is False  # left for the CLI to close
+        with pytest.raises(SweepInterrupted, match="SIGINT") as raised:
+            StopSweepOnSignal().on_multirun_end(config=config)
+        assert raised.value.sweep_dir == str(tmp_path)
+    finally:
+        restore_sweep_handlers()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    StopSweepOnSignal().on_multirun_end(config=config)  # no signal: the sweep just ends

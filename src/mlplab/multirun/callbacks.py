@@ -75,7 +75,8 @@ class StopSweepOnSignal(Callback):
     are stopped first and their runs closed KILLED (`mlplab.multirun.stopping`); the
     exception then stops the launcher's wait, and the parent run is closed as stopped
     early. A signal whose exception Python dropped (raised inside a `__del__` or a weakref
-    callback) stops the sweep before its next job in this process.
+    callback) stops the sweep before its next job in this process, or, where the jobs ran
+    elsewhere, when the launcher returns.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
@@ -94,7 +95,14 @@ class StopSweepOnSignal(Callback):
             raise stop
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        # A signal whose exception Python dropped while the launcher waited for jobs in other
+        # processes: the jobs were stopped (the handler's on_stop ran), and the sweep ends
+        # as stopped, not with a verdict (MlflowSweepCallback, called before this one,
+        # leaves the parent open for the CLI to close).
+        stop = pending_sweep_stop()
         restore_sweep_handlers()
+        if stop is not None:
+            raise stop
 
 
 def _first(config: DictConfig, keys, default):
@@ -168,6 +176,8 @@ class MlflowSweepCallback(Callback):
         atexit.register(close_unfinished_sweep, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        if pending_sweep_stop() is not None:  # StopSweepOnSignal ends the sweep as stopped
+            return
         parent = claim_open_parent(Path(str(config.hydra.sweep.dir)))
         if parent is not None:
             print_verdict(call_in_pool(config, summarize_or_fail, parent, False))
