@@ -59,8 +59,30 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _adopt_orphans() -> None:
+    """Make this process the reaper of its descendants' orphans (Linux), so that the CPU
+    of processes that outlive their parent (a pool's forkserver and the workers forked
+    from it) is counted in RUSAGE_CHILDREN once they are reaped here."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _reap_orphans() -> None:
+    """Wait for every process left to this one (see `_adopt_orphans`)."""
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            return
+
+
 def timed(commands: list[list[str]], cwd: Path, env: dict | None = None) -> tuple[float, float]:
-    """(wall, CPU of every process) of running `commands` at once, each to completion."""
+    """(wall, CPU of every process it started, directly or not) of running `commands` at
+    once, each to completion."""
     cpu, started = _children_cpu(), time.perf_counter()
     running = [subprocess.Popen(c, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for c in commands]
@@ -68,7 +90,9 @@ def timed(commands: list[list[str]], cwd: Path, env: dict | None = None) -> tupl
         out, err = process.communicate()
         if process.returncode != 0:
             raise SystemExit(f"failed ({' '.join(command)}):\n{err[-3000:]}")
-    return time.perf_counter() - started, _children_cpu() - cpu
+    wall = time.perf_counter() - started
+    _reap_orphans()
+    return wall, _children_cpu() - cpu
 
 
 def make_template_store(directory: Path) -> Path:
@@ -257,6 +281,7 @@ def main() -> None:
         else:
             loop_worker(points, *rest)
         return
+    _adopt_orphans()
     checkouts = {"sweep": ROOT}
     if args.baseline:
         checkouts["sweep (baseline)"] = Path(args.baseline).resolve()

@@ -4,6 +4,7 @@ that changes what mlplab relies on fails here, by name, instead of somewhere dow
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import hydra
@@ -284,6 +285,25 @@ def test_joblib_arguments_are_what_the_launcher_gives_parallel(tmp_path, monkeyp
     assert joblib_parallel_arguments(settings) == given
     assert joblib_arguments(cfg) == given  # the worker pool's, from the whole config
     joblib.Parallel(**given)  # accepted as they are
+
+
+LOKY_DRIVER = """
+import os, joblib
+from mlplab.private_api import loky_start_method
+before = loky_start_method()
+after = loky_start_method("forkserver")
+parents = joblib.Parallel(n_jobs=2, backend="loky")(joblib.delayed(os.getppid)() for _ in range(2))
+print(before, after, all(p != os.getpid() for p in parents))
+"""
+
+
+def test_loky_start_method_is_what_loky_pools_use():
+    """None (loky's own fork+exec: workers are the process's children) until set;
+    "forkserver" makes the next pool's workers children of the forkserver instead."""
+    done = subprocess.run([sys.executable, "-c", LOKY_DRIVER], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["None", "forkserver", "True"]
 
 
 # -- Optuna -------------------------------------------------------------------------------

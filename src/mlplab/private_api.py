@@ -197,6 +197,21 @@ def joblib_parallel_arguments(launcher: dict) -> dict:
     return arguments
 
 
+def loky_start_method(method: str | None = None) -> str | None:
+    """The start method of the loky pools this process creates from now on (`method`, when
+    given, replaces it); returns the one in effect (None: loky's own, fork+exec).
+
+    joblib's `Parallel` has no argument for it and the joblib launcher passes none; loky's
+    module-level setting lives in its `backend.context`, which joblib vendors without
+    exporting. mlplab sets "forkserver" for a sweep's pool (`mlplab.multirun.forkserver`).
+    """
+    from joblib.externals.loky.backend import context
+
+    if method is not None:
+        context.set_start_method(method, force=True)
+    return context.get_start_method()
+
+
 # -- MLflow ----------------------------------------------------------------------------
 
 

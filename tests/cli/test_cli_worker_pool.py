@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from cli_helpers import FAST, all_runs, client, isolated
 from omegaconf import OmegaConf
 
@@ -114,3 +115,35 @@ def test_grid_size_counts_the_basic_sweepers_jobs():
                                 params={"optimizer.lr": "0.1,0.2,0.5"})) == 2
         assert grid_size(config(["seed=0"], params={"optimizer.lr": "0.1,0.2,0.5"})) == 3
         assert grid_size(config(["seed=0,1"], sweeper="mlplab.search.Sweeper")) is None
+
+
+# Runs `mlplab train` in-process, then names the parent process of each pool worker.
+PARENTS_DRIVER = DRIVER.replace("print(json.dumps({", """
+def parent_of(pid):
+    ppid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    return ppid, open(f"/proc/{ppid}/cmdline").read().replace("\\0", " ")
+print(json.dumps({"parents": [parent_of(p) for p in worker_pool.WARMED_PIDS],""")
+
+
+def test_pool_workers_are_forked_from_a_server_that_imported_mlflow(store):
+    """The CLI starts the forkserver first thing for a local_parallel sweep; the pool's
+    workers are its children (not the launching process's), and MLflow was imported
+    there once, not in each worker. MLPLAB_FORKSERVER=0 keeps loky's own start."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc")
+    for forkserver in ("1", "0"):
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        env["MLPLAB_FORKSERVER"] = forkserver
+        done = subprocess.run([sys.executable, "-c", PARENTS_DRIVER, "train", "-m",
+                               "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2",
+                               "seed=0,1,2,3", *FAST, *isolated(store)],
+                              capture_output=True, text=True, cwd=store, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        seen = json.loads(done.stdout.strip().splitlines()[-1])
+        assert seen["code"] == 0 and len(seen["parents"]) == 2 and seen["imported"] == []
+        for ppid, cmdline in seen["parents"]:
+            if forkserver == "1":
+                assert ppid != seen["pid"] and "multiprocessing.forkserver" in cmdline
+                assert "'mlflow'" in cmdline  # what it imported before forking them
+            else:
+                assert ppid == seen["pid"]

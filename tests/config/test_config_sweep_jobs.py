@@ -80,3 +80,33 @@ def test_a_bad_value_fails_as_in_hydra():
             loader.load_sweep_config(master, ["trainer.epochs=abc"])
     assert type(ours.value) is type(hydras.value)
     assert "trainer.epochs" in str(ours.value)
+
+
+def test_reused_configs_match_hydras_job_after_job():
+    """`reused_sweep_config` (the local_parallel launcher's) hands the same object to the
+    jobs of one shape that change the same keys, and each time it equals Hydra's config
+    of that job: nothing of the job before it is left, not even what that job's run set
+    in the `hydra` node."""
+    jobs = [["optimizer.lr=0.1", "seed=3"], ["optimizer.lr=0.01", "seed=4"],
+            ["seed=5"],                                    # other keys: a fresh copy
+            ["optimizer=sgd", "optimizer.lr=0.2", "seed=0"],
+            ["optimizer.lr=0.02", "seed=6"], ["optimizer.lr=0.03", "seed=7"]]
+    with hydra_on_conf():
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("train", overrides=list(SWEEP),
+                                           run_mode=RunMode.MULTIRUN)
+        ours = copy.copy(loader)
+        compose_sweep_jobs_once(ours)
+        original = hydra_config_loader_class().load_sweep_config
+        given = []
+        for job in jobs:
+            job = ["experiment=quick_moons", *job]
+            cfg = ours.reused_sweep_config(master, job)
+            assert as_data(cfg) == as_data(original(loader, master, job)), job
+            given.append(cfg)
+            # what the launcher's run_job does to the config of the job it runs
+            OmegaConf.set_readonly(cfg.hydra, True)
+    assert given[1] is given[0] and given[1].optimizer.lr == 0.01
+    assert given[2] is not given[1] and given[3] is not given[2]
+    assert given[4] is not given[1]  # the seed-only job came between: a fresh copy again
+    assert given[5] is given[4]

@@ -30,6 +30,10 @@ commands:
 
 # Each command's module is imported when that command runs (start-up speed, see above).
 def _train(args: list[str]) -> int:
+    from mlplab.multirun import forkserver
+
+    if ("-m" in args or "--multirun" in args) and forkserver.names_pool_launcher(args):
+        forkserver.start()  # the pool's imports, while this process composes the sweep
     from mlplab.cli.train import train_main
 
     return train_main(args)

@@ -36,7 +36,7 @@ from mlplab.multirun.sweeps import (
     logger_enabled,
 )
 from mlplab.multirun.verdict import print_verdict
-from mlplab.multirun.worker_pool import call_in_pool, grid_size, start_warm_up
+from mlplab.multirun.worker_pool import call_in_pool, compose_ahead, grid_size, start_warm_up
 from mlplab.private_api import local_controllers_ignore_sigint
 from mlplab.signals import (
     install_sweep_handlers,
@@ -62,9 +62,14 @@ class WarmWorkers(Callback):
     """`hydra.callbacks.warm_workers._target_: mlplab.multirun.callbacks.WarmWorkers`."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        loader = None
         if GlobalHydra.instance().is_initialized():  # before the sweeper gets the loader
-            compose_sweep_jobs_once(GlobalHydra.instance().config_loader())
-        start_warm_up(config)
+            loader = GlobalHydra.instance().config_loader()
+            compose_sweep_jobs_once(loader)
+        if start_warm_up(config) is not None and loader is not None:
+            # While the pool's workers start: the configs their jobs are made from, sent
+            # with the jobs (each worker would compose them itself before its first job).
+            compose_ahead(loader, config)
 
 
 class StopSweepOnSignal(Callback):

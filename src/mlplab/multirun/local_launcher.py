@@ -43,6 +43,7 @@ from hydra.core.utils import (
 )
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from mlplab.config.sweep_jobs import adopt_composed
 from mlplab.private_api import joblib_parallel_arguments
 from mlplab.yaml_text import config_yaml
 
@@ -80,20 +81,29 @@ def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
         jobs.append((idx, list(overrides)))
     batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
     state = Singleton.get_state()
+    loader = launcher.hydra_context.config_loader
+    composed = (loader.compose_ahead(config, [overrides for _, overrides in jobs])
+                if hasattr(loader, "compose_ahead") else {})
     returned = Parallel(**arguments, batch_size=1)(
-        delayed(run_jobs)(batch, launcher.hydra_context, config, launcher.task_function, state)
+        delayed(run_jobs)(batch, launcher.hydra_context, config, launcher.task_function, state,
+                          composed)
         for batch in batches)
     return [result for results in returned for result in results]
 
 
 def run_jobs(jobs, hydra_context, sweep_config: DictConfig, task_function,
-             singleton_state) -> list[JobReturn]:
-    """A task in a worker: Hydra's state installed once, then each job of `jobs`."""
+             singleton_state, composed=None) -> list[JobReturn]:
+    """A task in a worker: Hydra's state installed once, then each job of `jobs`.
+    `composed`: the configs the launching process composed for these jobs
+    (`ComposeOnceConfigLoader.compose_ahead`)."""
     setup_globals()
     Singleton.set_state(singleton_state)
+    adopt_composed(composed or {})
     results = []
+    loader = hydra_context.config_loader
+    compose = getattr(loader, "reused_sweep_config", loader.load_sweep_config)
     for idx, overrides in jobs:
-        config = hydra_context.config_loader.load_sweep_config(sweep_config, overrides)
+        config = compose(sweep_config, overrides)
         with open_dict(config.hydra):
             config.hydra.job.id = f"{config.hydra.job.name}_{idx}"
             config.hydra.job.num = idx

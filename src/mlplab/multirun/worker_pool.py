@@ -36,6 +36,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab.config.preflight import expand_jobs
+from mlplab.multirun import forkserver
 from mlplab.multirun.sweeps import JOBLIB_POOL_LAUNCHERS, logger_enabled
 from mlplab.private_api import joblib_parallel_arguments
 
@@ -91,6 +92,21 @@ def grid_size(config: DictConfig) -> int | None:
     return len(jobs)
 
 
+def compose_ahead(loader, config: DictConfig) -> None:
+    """Have `loader` (a `ComposeOnceConfigLoader`) compose the configs of this grid's jobs
+    in this process (see `mlplab.multirun.local_launcher`, which sends them to the
+    workers); nothing for other sweepers, or when the jobs cannot be told."""
+    if not hasattr(loader, "compose_ahead") or grid_size(config) is None:
+        return
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+    try:
+        jobs = expand_jobs(list(OmegaConf.select(config, "hydra.overrides.task", default=[])),
+                           OmegaConf.to_container(params) if params is not None else None)
+        loader.compose_ahead(config, jobs)
+    except Exception:  # noqa: BLE001 -- the workers compose what is missing themselves
+        log.debug("could not compose the sweep's jobs ahead", exc_info=True)
+
+
 def start_warm_up(config: DictConfig) -> threading.Thread | None:
     """Start the joblib workers of this sweep with a warm-up task on each, from a daemon
     thread (the call returns at once); None when the launcher is not joblib."""
@@ -104,6 +120,7 @@ def start_warm_up(config: DictConfig) -> threading.Thread | None:
     except Exception:  # noqa: BLE001
         log.debug("no worker warm-up: n_jobs unreadable", exc_info=True)
         return None
+    forkserver.use_for_pool()  # before the pool's first worker
     jobs = grid_size(config)  # a worker that gets no job needs no warm-up
     workers = min(workers, jobs) if jobs else workers
     thread = threading.Thread(target=_run_warm_ups,
