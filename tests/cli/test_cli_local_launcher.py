@@ -8,7 +8,7 @@ import pytest
 import yaml
 from cli_helpers import FAST, all_runs, isolated, run_mlplab
 
-from mlplab.multirun.local_launcher import MAX_BATCH, batch_size
+from mlplab.multirun.local_launcher import MAX_BATCH, batch_size, split_batches
 
 GRID = ["optimizer.lr=0.01,0.03,0.1", "seed=0,1"]  # six jobs
 # Keys of hydra.yaml that name the launcher, the sweep directory or the command line, which
@@ -79,3 +79,15 @@ def test_local_parallel_jobs_leave_what_the_joblib_launchers_leave(store):
 ])
 def test_batch_size_keeps_every_worker_busy(setting, jobs, workers, expected):
     assert batch_size(setting, jobs, workers) == expected
+
+
+@pytest.mark.parametrize(("jobs", "size", "workers"), [(256, 8, 2), (64, 8, 2), (8, 2, 2),
+                                                       (100, 8, 4), (3, 1, 2)])
+def test_auto_batches_shrink_towards_the_end_and_keep_every_job_in_order(jobs, size, workers):
+    batches = split_batches(list(range(jobs)), size, workers, guided=True)
+    assert [job for batch in batches for job in batch] == list(range(jobs))
+    sizes = [len(batch) for batch in batches]
+    assert max(sizes) <= size and sizes == sorted(sizes, reverse=True)
+    assert sizes[-workers:] == [1] * workers  # the workers' last tasks: one job each
+    assert split_batches(list(range(jobs)), size, workers, guided=False) == [
+        list(range(jobs))[i:i + size] for i in range(0, jobs, size)]

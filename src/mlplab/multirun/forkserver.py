@@ -40,6 +40,7 @@ PRELOAD = (
     "mlflow",
     "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.pyfunc",  # a run's model
+    "mlplab.multirun.preloaded",  # last: freezes what the imports made
 )
 
 # `hydra/launcher=joblib` or `=local_parallel` on a command line (any `+`/`++` prefix).

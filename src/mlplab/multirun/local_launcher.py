@@ -61,6 +61,20 @@ def batch_size(setting, n_jobs: int, workers: int) -> int:
     return max(1, min(MAX_BATCH, math.ceil(n_jobs / (2 * max(1, workers)))))
 
 
+def split_batches(jobs: list, size: int, workers: int, *, guided: bool) -> list[list]:
+    """`jobs` in tasks of `size`; `guided` (batch_size=auto): of at most `size` and at
+    most the jobs still left over twice the workers (down to one job), so that the tasks
+    shrink towards the end and the workers finish together, instead of one still running
+    a long last task while the others wait."""
+    batches, start = [], 0
+    while start < len(jobs):
+        left = len(jobs) - start
+        step = min(size, max(1, math.ceil(left / (2 * max(1, workers))))) if guided else size
+        batches.append(jobs[start:start + step])
+        start += step
+    return batches
+
+
 def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
     """Run `job_overrides` in the pool; their JobReturns in order."""
     from joblib import Parallel, delayed, effective_n_jobs
@@ -71,15 +85,16 @@ def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     arguments = joblib_parallel_arguments(launcher.joblib)
-    size = batch_size(arguments.pop("batch_size", "auto"), len(job_overrides),
-                      effective_n_jobs(arguments.get("n_jobs", -1)))
+    setting = arguments.pop("batch_size", "auto")
+    workers = effective_n_jobs(arguments.get("n_jobs", -1))
+    size = batch_size(setting, len(job_overrides), workers)
     log.info("local_parallel: %d jobs in tasks of up to %d on %s workers, sweep output dir: %s",
              len(job_overrides), size, arguments.get("n_jobs"), sweep_dir)
     jobs = []
     for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
         log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
         jobs.append((idx, list(overrides)))
-    batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    batches = split_batches(jobs, size, workers, guided=setting in (None, "auto"))
     state = Singleton.get_state()
     loader = launcher.hydra_context.config_loader
     composed = (loader.compose_ahead(config, [overrides for _, overrides in jobs])
