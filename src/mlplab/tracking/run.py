@@ -6,9 +6,8 @@ processes, where a process-global "active run" would be shared by unrelated jobs
 Metrics are buffered and written with one `log_batch` every `flush_seconds` (and whenever
 1000 are waiting, at checkpoints and at the end): a `log_batch` costs a few milliseconds,
 which is more than a whole epoch of a tiny network, so writing at every evaluation would
-dominate short runs. A new run's params go with its first batch. The buffer is flushed
-before the run is closed whatever happened, so no evaluated metric or param is lost, and
-the run always ends in FINISHED, FAILED or KILLED.
+dominate short runs. The buffer is flushed before the run is closed whatever happened, so
+no evaluated metric is lost, and the run always ends in FINISHED, FAILED or KILLED.
 """
 
 from __future__ import annotations
@@ -115,7 +114,6 @@ class MlflowRun:
         self.status: str | None = None  # the trainer's verdict, set in on_train_end
         self._trainer = None
         self._pending: list = []
-        self._unlogged_params: list = []  # a new run's params, written by the next flush
         self._last_flush = 0.0
         self._closed = False
         self._previous_sigterm = None
@@ -156,12 +154,7 @@ class MlflowRun:
         run = self.client.create_run(self.experiment_id, tags=_clip_tags(tags),
                                      run_name=self.run_name)
         self.run_id, self.artifact_uri = run.info.run_id, run.info.artifact_uri
-        # Written with the first metrics (at the latest the first flush, `flush_seconds`
-        # in, and always before a checkpoint or the run's end): one store transaction
-        # fewer per run, which is much of a short run's logging.
-        from mlflow.entities import Param
-
-        self._unlogged_params = [Param(k, v) for k, v in self.params.items()]
+        self._log_params(self.params)
 
     def _reopen(self, run_id: str) -> None:
         run = run_to_resume(self.client, run_id, self.tracking_uri)
@@ -300,9 +293,8 @@ class MlflowRun:
     # -- logging helpers ------------------------------------------------------------------
 
     def flush(self, tags: Mapping[str, str] | None = None, model_id: str | None = None) -> None:
-        """Write the buffered metrics (in batches of at most 1000); `tags` (a few) and a new
-        run's params go with the first batch: each `log_batch` is a store transaction, a
-        short run needs one.
+        """Write the buffered metrics (in batches of at most 1000); `tags` (a few) go with
+        the first batch: each `log_batch` is a store transaction, a run's end needs one.
         With `model_id`, the last evaluation's metrics are also that logged model's."""
         pending, self._pending = self._pending, []
         if model_id is not None:
@@ -312,17 +304,11 @@ class MlflowRun:
             from mlflow.entities import RunTag
 
             tag_items = [RunTag(k, v) for k, v in _clip_tags(tags).items()]
-        params, self._unlogged_params = self._unlogged_params, []
         start = 0
-        while start < len(pending) or tag_items or params:
-            some_params, params = params[:MAX_PARAMS_PER_BATCH], params[MAX_PARAMS_PER_BATCH:]
-            some_tags, tag_items = (tag_items[:MAX_PARAMS_PER_BATCH],
-                                    tag_items[MAX_PARAMS_PER_BATCH:])
-            # MLflow takes at most 1000 entities a batch, 100 of them params and 100 tags.
-            room = MAX_METRICS_PER_BATCH - len(some_params) - len(some_tags)
-            self.client.log_batch(self.run_id, params=some_params, tags=some_tags,
-                                  metrics=pending[start:start + room])
-            start += room
+        while start < len(pending) or tag_items:
+            self.client.log_batch(self.run_id, tags=tag_items,
+                                  metrics=pending[start:start + MAX_METRICS_PER_BATCH])
+            start, tag_items = start + MAX_METRICS_PER_BATCH, []
         self._last_flush = time.monotonic()
 
     def _linked_to(self, model_id: str, pending: list) -> list:
