@@ -76,32 +76,35 @@ def warm_up_options(config: DictConfig) -> dict:
             "model": bool(OmegaConf.select(logger, "log_model", default=True))}
 
 
-def grid_size(config: DictConfig) -> int | None:
-    """How many jobs Hydra's basic sweeper makes of this command line and the config's
-    `hydra.sweeper.params` (preflight's expansion; past its MAX_COMBINATIONS, the number it
-    checks, a lower bound); None for other sweepers or when it cannot be told."""
+def grid_jobs(config: DictConfig) -> list[list[str]] | None:
+    """The override lists of the jobs Hydra's basic sweeper makes of this command line and
+    the config's `hydra.sweeper.params` (preflight's expansion; past its MAX_COMBINATIONS,
+    the ones it checks); None for other sweepers or when they cannot be told."""
     target = str(OmegaConf.select(config, "hydra.sweeper._target_", default="") or "")
     if not target.endswith(".BasicSweeper"):
         return None
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
     try:
-        jobs = expand_jobs(list(OmegaConf.select(config, "hydra.overrides.task", default=[])),
+        return expand_jobs(list(OmegaConf.select(config, "hydra.overrides.task", default=[])),
                            OmegaConf.to_container(params) if params is not None else None)
     except Exception:  # noqa: BLE001 -- the launcher will report what it cannot expand
         return None
-    return len(jobs)
+
+
+def grid_size(config: DictConfig) -> int | None:
+    """How many jobs `grid_jobs` finds (past MAX_COMBINATIONS, a lower bound), or None."""
+    jobs = grid_jobs(config)
+    return None if jobs is None else len(jobs)
 
 
 def compose_ahead(loader, config: DictConfig) -> None:
     """Have `loader` (a `ComposeOnceConfigLoader`) compose the configs of this grid's jobs
     in this process (see `mlplab.multirun.local_launcher`, which sends them to the
     workers); nothing for other sweepers, or when the jobs cannot be told."""
-    if not hasattr(loader, "compose_ahead") or grid_size(config) is None:
+    jobs = grid_jobs(config) if hasattr(loader, "compose_ahead") else None
+    if jobs is None:
         return
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
     try:
-        jobs = expand_jobs(list(OmegaConf.select(config, "hydra.overrides.task", default=[])),
-                           OmegaConf.to_container(params) if params is not None else None)
         loader.compose_ahead(config, jobs)
     except Exception:  # noqa: BLE001 -- the workers compose what is missing themselves
         log.debug("could not compose the sweep's jobs ahead", exc_info=True)
